@@ -85,6 +85,7 @@ fn is_executable_file(p: &Path) -> bool {
 
 impl Executor for WarrenExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        tracing::debug!("executor: exec");
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
         for sig in Signal::iterator() {
             if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
@@ -120,6 +121,7 @@ impl Executor for WarrenExecutor {
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        tracing::debug!("executor: validate");
         let args = args_of(spec).ok_or_else(|| {
             ExecutorValidationError::ArgValidationError("process.args is empty".into())
         })?;

@@ -13,6 +13,7 @@ pub mod exe_guard;
 pub mod executor;
 pub mod id;
 pub mod proc;
+pub mod rootfs;
 pub mod signal;
 pub mod spawn;
 pub mod spec;

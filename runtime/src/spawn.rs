@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::notify_socket::NotifyListener;
-use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use libcontainer::oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 use libcontainer::process::args::{ContainerArgs, ContainerType};
 use libcontainer::process::channel::{self, ChannelError};
 use libcontainer::syscall::syscall::SyscallType;
@@ -35,7 +35,7 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::SigSet;
 
-use crate::cgroups::{ContainerCgroup, Mode};
+use crate::cgroups::ContainerCgroup;
 use crate::error::{Result, RuntimeError, chain};
 use crate::executor::{PreExec, WarrenExecutor};
 use crate::proc;
@@ -179,7 +179,25 @@ pub fn hook_container(
 /// Starts the process described by `req` and waits until it is ready to exec (init: until
 /// it waits for `start`; tenant: until it has been told to go).
 pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
-    let spec = Rc::new(std::mem::take(&mut req.spec));
+    let mut lc_spec = std::mem::take(&mut req.spec);
+    // A new network namespace is created by our child, which also brings loopback up
+    // (runc does; libcontainer does not). libcontainer is told nothing about it.
+    let new_netns = req.kind == Kind::Init
+        && matches!(
+            namespace_path(&lc_spec, LinuxNamespaceType::Network),
+            Some(None)
+        );
+    if new_netns && let Some(linux) = lc_spec.linux_mut() {
+        let nss: Vec<LinuxNamespace> = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .filter(|ns| ns.typ() != LinuxNamespaceType::Network)
+            .cloned()
+            .collect();
+        linux.set_namespaces(Some(nss));
+    }
+    let spec = Rc::new(lc_spec);
     if spec.linux().is_none() {
         return Err(RuntimeError::ConfigInvalid {
             field: "linux".into(),
@@ -207,8 +225,17 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
     })?;
     let (mut main_sender, mut main_receiver) = channel::main_channel().map_err(chan_err)?;
     let (mut init_sender, mut init_receiver) = channel::init_channel().map_err(chan_err)?;
-    let (go_r, go_w) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?;
+    // Only a new user namespace needs the parent before the child may go on (id maps,
+    // and cgroup joins, which the unmapped child may not do itself).
+    let go = if new_user_ns {
+        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?)
+    } else {
+        None
+    };
+    let (go_r, go_w) = match go {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
     let exec_notify = if req.kind == Kind::Tenant {
         Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?)
     } else {
@@ -234,15 +261,16 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
     if new_user_ns {
         flags |= CloneFlags::CLONE_NEWUSER.bits() as u64;
     }
-    let cgroup_fd: Option<OwnedFd> = match (req.cgroup.mode, req.cgroup.v2_dir()) {
-        (Mode::Unified, Some(dir)) => File::options()
+    // cgroup2 (unified host, or the unified hierarchy of a hybrid one) is joined at
+    // clone time, which takes the threadgroup rwsem only for reading.
+    let cgroup_fd: Option<OwnedFd> = req.cgroup.v2_dir().and_then(|dir| {
+        File::options()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(dir)
             .ok()
-            .map(OwnedFd::from),
-        _ => None,
-    };
+            .map(OwnedFd::from)
+    });
 
     let container = if req.kind == Kind::Init {
         Some(hook_container(
@@ -304,9 +332,12 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
         Ok(0) => {
             // In the child: never returns.
             let keyring = (!req.no_new_keyring).then(|| req.id.to_owned());
+            let self_join = (!new_user_ns).then_some((req.cgroup, joined_by_clone));
             let code = child_main(
                 args,
                 go_r,
+                self_join,
+                new_netns,
                 &mut main_sender,
                 &mut init_receiver,
                 user_ns.clone(),
@@ -369,30 +400,28 @@ fn parent_handshake(
     spec: &Spec,
     child: i32,
     joined_by_clone: bool,
-    go_w: OwnedFd,
+    go_w: Option<OwnedFd>,
     user_ns: Option<&UserNamespaceConfig>,
     main_receiver: &mut channel::MainReceiver,
     init_sender: &mut channel::InitSender,
     tenant_notify_r: Option<OwnedFd>,
 ) -> Result<()> {
-    req.cgroup.join(child, joined_by_clone)?;
-    if let Some(cfg) = user_ns {
-        let pid = nix::unistd::Pid::from_raw(child);
-        cfg.write_uid_mapping(pid)
-            .map_err(|e| RuntimeError::Init(format!("write uid mapping: {}", chain(&e))))?;
-        cfg.write_gid_mapping(pid)
-            .map_err(|e| RuntimeError::Init(format!("write gid mapping: {}", chain(&e))))?;
+    if let Some(go_w) = go_w {
+        // New user namespace: the child cannot write host cgroup files, so join it here.
+        req.cgroup.join(child, joined_by_clone)?;
+        if let Some(cfg) = user_ns {
+            let pid = nix::unistd::Pid::from_raw(child);
+            cfg.write_uid_mapping(pid)
+                .map_err(|e| RuntimeError::Init(format!("write uid mapping: {}", chain(&e))))?;
+            cfg.write_gid_mapping(pid)
+                .map_err(|e| RuntimeError::Init(format!("write gid mapping: {}", chain(&e))))?;
+        }
+        File::from(go_w).write_all(&[GO_OK]).map_err(|e| {
+            RuntimeError::Init(format!(
+                "the container init exited before it was released: {e}"
+            ))
+        })?;
     }
-    let mut go = File::from(go_w);
-    let mut msg = [0u8; 5];
-    msg[0] = GO_OK;
-    msg[1..].copy_from_slice(&child.to_ne_bytes());
-    go.write_all(&msg).map_err(|e| {
-        RuntimeError::Init(format!(
-            "the container init exited before it was released: {e}"
-        ))
-    })?;
-    drop(go);
 
     if req.kind == Kind::Init
         && let Some(hooks) = spec.hooks()
@@ -432,6 +461,7 @@ fn parent_handshake(
         })?;
         init_sender.hook_done().map_err(chan_err)?;
     }
+    tracing::debug!("spawn: waiting for init");
     main_receiver.wait_for_init_ready().map_err(chan_err)?;
 
     if let Some(r) = tenant_notify_r {
@@ -455,7 +485,9 @@ fn parent_handshake(
 /// have done, then run libcontainer's init. Returns an exit code on failure.
 fn child_main(
     mut args: ContainerArgs,
-    go_r: OwnedFd,
+    go_r: Option<OwnedFd>,
+    self_join: Option<(&ContainerCgroup, bool)>,
+    new_netns: bool,
     main_sender: &mut channel::MainSender,
     init_receiver: &mut channel::InitReceiver,
     user_ns: Option<Option<PathBuf>>,
@@ -472,13 +504,27 @@ fn child_main(
         let _ = main_sender.exec_failed(msg);
         1
     };
-    let mut go = File::from(go_r);
-    let mut msg = [0u8; 5];
-    if go.read_exact(&mut msg).is_err() || msg[0] != GO_OK {
-        return 1;
+    tracing::debug!("child: cloned");
+    if let Some((cg, unified_done)) = self_join {
+        // Migrating oneself (writing "0" to `tasks`) skips the kernel's global
+        // threadgroup rwsem, whose write side costs an RCU grace period (≈5 ms) when the
+        // parent moves us by pid through cgroup.procs.
+        if let Err(e) = cg.join_self(unified_done) {
+            return fail(main_sender, chain(&e));
+        }
     }
-    drop(go);
-    let host_pid = i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]);
+    if let Some(go_r) = go_r {
+        let mut go = File::from(go_r);
+        let mut msg = [0u8; 1];
+        if go.read_exact(&mut msg).is_err() || msg[0] != GO_OK {
+            return 1;
+        }
+    }
+    // /proc is still the host's procfs here, so /proc/self names our host pid.
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+        .unwrap_or(0);
     if let Some(c) = args.container.as_mut() {
         c.set_pid(host_pid);
     }
@@ -507,6 +553,14 @@ fn child_main(
             }
         }
         _ => {}
+    }
+    if new_netns {
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
+            return fail(main_sender, format!("create network namespace: {e}"));
+        }
+        if let Err(e) = loopback_up() {
+            return fail(main_sender, format!("bring up loopback: {e}"));
+        }
     }
     if let Some(id) = keyring
         && let Err(e) = join_session_keyring(&id)
@@ -541,6 +595,7 @@ fn child_main(
             }
         }
     }
+    tracing::debug!("child: entering libcontainer init");
     match libcontainer::process::init::container_init_process(&args, main_sender, init_receiver) {
         Ok(()) => 0,
         Err(e) => fail(main_sender, chain(&e)),
@@ -571,6 +626,33 @@ fn join_session_keyring(id: &str) -> std::result::Result<(), String> {
     let perm: u32 = 0x3f3f_0000 | 0x003f_003f;
     // SAFETY: KEYCTL_SETPERM on the key id just returned, with a permission mask.
     unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_SETPERM, r, perm) };
+    Ok(())
+}
+
+/// `ip link set lo up` in the current network namespace.
+fn loopback_up() -> std::result::Result<(), nix::Error> {
+    // SAFETY: socket(2) with constant arguments; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: the fd was just returned by socket(2) and is owned here.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills ifr_ifru.ifru_flags of our ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: reading and writing the flags member of the union SIOCGIFFLAGS filled.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads our ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } < 0 {
+        return Err(nix::Error::last());
+    }
     Ok(())
 }
 

@@ -182,15 +182,32 @@ impl ContainerCgroup {
         }
     }
 
-    /// Moves `pid` into every hierarchy. `unified_done` skips the cgroup2 directory of a
-    /// unified host, which `clone3(CLONE_INTO_CGROUP)` has joined already.
+    /// Moves `pid` into every hierarchy. `unified_done` skips the cgroup2 directory,
+    /// which `clone3(CLONE_INTO_CGROUP)` has joined already.
     pub fn join(&self, pid: i32, unified_done: bool) -> Result<()> {
         let s = pid.to_string();
         for d in &self.dirs {
-            if unified_done && d.v2 && self.mode == Mode::Unified {
+            if unified_done && d.v2 {
                 continue;
             }
             write_file(&d.path.join("cgroup.procs"), &s)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling (single-threaded) process into every hierarchy by writing "0"
+    /// to v1 `tasks` files: a thread migrating itself does not take the kernel's
+    /// threadgroup rwsem for writing, which otherwise costs an RCU grace period.
+    /// `unified_done` skips a cgroup2 directory already joined by `CLONE_INTO_CGROUP`.
+    pub fn join_self(&self, unified_done: bool) -> Result<()> {
+        for d in &self.dirs {
+            if d.v2 {
+                if !unified_done {
+                    write_file(&d.path.join("cgroup.procs"), "0")?;
+                }
+            } else {
+                write_file(&d.path.join("tasks"), "0")?;
+            }
         }
         Ok(())
     }

@@ -118,6 +118,7 @@ fn create_in(
     dir: &StateDir,
     cgroup_out: &mut Option<ContainerCgroup>,
 ) -> Result<Created> {
+    tracing::debug!("create: state directory made");
     let layout = Layout::detect(Path::new("/proc"))?;
     let inner = cgroup_inner_path(rt, cfg, &o.id)?;
     let cg = ContainerCgroup::resolve(&layout, &inner)?;
@@ -128,6 +129,7 @@ fn create_in(
         .and_then(|l| l.resources().as_ref());
     *cgroup_out = Some(cg.clone());
     cg.create(resources)?;
+    tracing::debug!("create: cgroups made");
 
     let console = match (&o.console_fd, &o.console_socket) {
         (Some(fd), _) => Some(
@@ -151,6 +153,10 @@ fn create_in(
         (None, None) => None,
     };
     dir.save_spec(&cfg.spec)?;
+    crate::rootfs::ensure_cwd(&cfg.spec, cfg.rootfs())?;
+    // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
+    let mut lc_spec = cfg.spec.clone();
+    let mut copyups = crate::rootfs::stage_copyups(&mut lc_spec, cfg.rootfs(), &dir.dir)?;
     let annotations: std::collections::HashMap<String, String> =
         cfg.spec.annotations().clone().unwrap_or_default();
     let sigmask = match o.sigmask {
@@ -161,7 +167,7 @@ fn create_in(
         kind: Kind::Init,
         id: &o.id,
         bundle: &cfg.bundle,
-        spec: cfg.spec.clone(),
+        spec: lc_spec,
         rootfs: cfg.rootfs().to_owned(),
         state_dir: &dir.dir,
         notify_path: dir.path(NOTIFY_SOCKET),
@@ -174,6 +180,8 @@ fn create_in(
         pre_exec: o.pre_exec.clone(),
         annotations: annotations.clone(),
     })?;
+    copyups.release();
+    tracing::debug!(pid = spawned.pid, "create: init ready");
     let st = ContainerState {
         format: STATE_FORMAT,
         id: o.id.clone(),

@@ -77,7 +77,9 @@ fn run_foreground(rt: &Runtime, o: &RunOpts, old_mask: nix::sys::signal::SigSet)
         let _ = destroy(&created.dir, &created.state, crate::state::Status::Created);
         return Err(e);
     }
+    tracing::debug!("run: started");
     let code = supervise::wait(created.pid, relay);
+    tracing::debug!("run: init exited");
     if !o.keep {
         let status = created.state.status(&created.dir);
         if let Err(e) = destroy(&created.dir, &created.state, status) {
@@ -86,5 +88,6 @@ fn run_foreground(rt: &Runtime, o: &RunOpts, old_mask: nix::sys::signal::SigSet)
             )));
         }
     }
+    tracing::debug!("run: destroyed");
     code
 }

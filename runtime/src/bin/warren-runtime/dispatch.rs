@@ -69,6 +69,7 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
     if matches!(cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_)) {
         exe_guard::ensure_protected(argv)?;
     }
+    tracing::debug!("main: arguments parsed");
     let mut rt = Runtime::new(cli.root.clone());
     rt.systemd_cgroup = cli.systemd_cgroup;
     match cmd {

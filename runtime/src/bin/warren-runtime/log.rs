@@ -15,10 +15,11 @@ pub struct RuncLog {
     sink: Mutex<Box<dyn Write + Send>>,
     json: bool,
     max: Level,
+    libcontainer_debug: bool,
 }
 
 impl RuncLog {
-    pub fn new(file: Option<File>, json: bool, debug: bool) -> Self {
+    pub fn new(file: Option<File>, json: bool, debug: bool, libcontainer_debug: bool) -> Self {
         let sink: Box<dyn Write + Send> = match file {
             Some(f) => Box::new(f),
             None => Box::new(std::io::stderr()),
@@ -27,6 +28,7 @@ impl RuncLog {
             sink: Mutex::new(sink),
             json,
             max: if debug { Level::DEBUG } else { Level::WARN },
+            libcontainer_debug,
         }
     }
 }
@@ -60,7 +62,7 @@ impl<S: Subscriber> Layer<S> for RuncLog {
         // unraisable ambient capabilities); we report failures ourselves with context,
         // so its messages are shown only with --debug.
         let ours = !meta.target().starts_with("libc");
-        *meta.level() <= self.max && (ours || self.max >= Level::DEBUG)
+        *meta.level() <= self.max && (ours || self.libcontainer_debug)
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {

@@ -38,8 +38,10 @@ fn main() {
     };
     let to_stderr = log_file.is_none();
     let json = cli.log_format == "json";
+    // WARREN_RUNTIME_DEBUG_LIBCONTAINER=1 with --debug also shows libcontainer's own logs.
+    let lc_debug = cli.debug && std::env::var_os("WARREN_RUNTIME_DEBUG_LIBCONTAINER").is_some();
     let subscriber =
-        tracing_subscriber::registry().with(log::RuncLog::new(log_file, json, cli.debug));
+        tracing_subscriber::registry().with(log::RuncLog::new(log_file, json, cli.debug, lc_debug));
     let _ = tracing::subscriber::set_global_default(subscriber);
 
     match dispatch::run(cli, &argv) {
