@@ -40,4 +40,13 @@ pub enum Error {
     /// Loading, resolving or applying CDI specs.
     #[error(transparent)]
     Cdi(#[from] crate::cdi::Error),
+    /// Parsing device requests out of an OCI spec.
+    #[error(transparent)]
+    Request(#[from] crate::requests::RequestError),
+    /// NVIDIA discovery, spec generation or container setup.
+    #[error(transparent)]
+    Nvidia(#[from] crate::nvidia::Error),
+    /// Reading sysfs for RDMA, AMD or TPU discovery.
+    #[error(transparent)]
+    Sysfs(#[from] crate::sysfs::SysfsError),
 }

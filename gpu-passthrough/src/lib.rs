@@ -20,14 +20,17 @@
 //! # }
 //! ```
 
+// Tests may unwrap: a panic there is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod amd;
 pub mod cdi;
 mod error;
-
-
-
-
-
-
+mod fsutil;
+pub mod nvidia;
+pub mod rdma;
+pub mod requests;
+pub mod sysfs;
+pub mod tpu;
 
 pub use error::Error;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use oci_spec::runtime::{
     Hook as OciHook, Hooks, Linux, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
-    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIntelRdt, LinuxIntelRdtBuilder,
-    LinuxNetDevice, LinuxResources, Mount as OciMount, Process, Spec,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIntelRdt, LinuxIntelRdtBuilder, LinuxNetDevice,
+    LinuxResources, Mount as OciMount, Process, Spec,
 };
 
 use super::error::Error;
@@ -73,7 +73,9 @@ pub fn apply_edits(spec: &mut Spec, edits: &ContainerEdits) -> Result<(), Error>
 
     let mut out = spec.clone();
     if !edits.env.is_empty() {
-        let process = out.process_mut().get_or_insert_with(|| empty_process.clone());
+        let process = out
+            .process_mut()
+            .get_or_insert_with(|| empty_process.clone());
         let env = process.env_mut().get_or_insert_with(Vec::new);
         for entry in &edits.env {
             let key = env_key(entry);
@@ -116,7 +118,8 @@ pub fn apply_edits(spec: &mut Spec, edits: &ContainerEdits) -> Result<(), Error>
         let all = out.hooks_mut().get_or_insert_with(Hooks::default);
         for (name, hook) in hooks {
             let list = match name {
-                HookName::Prestart => {
+                HookName::Prestart =>
+                {
                     #[allow(deprecated)]
                     all.prestart_mut()
                 }
@@ -141,7 +144,9 @@ pub fn apply_edits(spec: &mut Spec, edits: &ContainerEdits) -> Result<(), Error>
         .filter(|g| *g != 0)
         .collect();
     if !gids.is_empty() {
-        let process = out.process_mut().get_or_insert_with(|| empty_process.clone());
+        let process = out
+            .process_mut()
+            .get_or_insert_with(|| empty_process.clone());
         let extra = process
             .user_mut()
             .additional_gids_mut()
@@ -203,7 +208,8 @@ struct HostNode {
 }
 
 fn host_node(path: &Path) -> Result<HostNode, Error> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::Stat(IoError::new("stat", path, e)))?;
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| Error::Stat(IoError::new("stat", path, e)))?;
     let ft = meta.file_type();
     let typ = if ft.is_block_device() {
         "b"
@@ -357,14 +363,14 @@ fn oci_rdt(r: &IntelRdt) -> Result<LinuxIntelRdt, Error> {
     b.build().map_err(oci_err("intelRdt"))
 }
 
-fn empty_process() -> Result<Process, Error> {
+pub(crate) fn empty_process() -> Result<Process, Error> {
     serde_json::from_str(r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#).map_err(|e| Error::Oci {
         what: "process",
         reason: e.to_string(),
     })
 }
 
-fn empty_linux() -> Result<Linux, Error> {
+pub(crate) fn empty_linux() -> Result<Linux, Error> {
     serde_json::from_str("{}").map_err(|e| Error::Oci {
         what: "linux",
         reason: e.to_string(),
@@ -449,7 +455,13 @@ mod tests {
         let linux = spec.linux().as_ref().unwrap();
         let devs = linux.devices().as_ref().unwrap();
         assert_eq!(devs.len(), 2);
-        let rules = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
         assert_eq!(rules.len(), rules_before + 1);
         let last = rules.last().unwrap();
         assert_eq!((last.major(), last.minor()), (Some(231), Some(192)));

@@ -1,7 +1,7 @@
 //! Container Device Interface: spec files, a registry of devices, and applying
 //! `containerEdits` to an OCI runtime spec with the reference Go library's semantics.
 
-mod apply;
+pub(crate) mod apply;
 mod edits;
 mod error;
 mod name;

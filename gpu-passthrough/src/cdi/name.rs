@@ -245,7 +245,11 @@ mod tests {
         );
         assert_eq!(q.to_string(), "nvidia.com/gpu=0:1");
         // Only the first '=' splits; '=' is not a valid device-name character.
-        assert!("vendor.com/class=name=with".parse::<QualifiedName>().is_err());
+        assert!(
+            "vendor.com/class=name=with"
+                .parse::<QualifiedName>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl Device {
 
     /// The device's annotations.
     pub fn annotations(&self) -> Option<&BTreeMap<String, String>> {
-        self.spec.spec.devices.get(self.index).map(|d| &d.annotations)
+        self.spec
+            .spec
+            .devices
+            .get(self.index)
+            .map(|d| &d.annotations)
     }
 }
 

@@ -131,8 +131,7 @@ impl ContainerEdits {
     /// Append `other` after `self` (Go's `ContainerEdits.Append`; a later `intelRdt` wins).
     pub fn append(&mut self, other: &ContainerEdits) {
         self.env.extend(other.env.iter().cloned());
-        self.device_nodes
-            .extend(other.device_nodes.iter().cloned());
+        self.device_nodes.extend(other.device_nodes.iter().cloned());
         self.hooks.extend(other.hooks.iter().cloned());
         self.mounts.extend(other.mounts.iter().cloned());
         if other.intel_rdt.is_some() {

@@ -29,10 +29,7 @@ fn valid_annotation_key(key: &str) -> bool {
     };
     if let Some(p) = prefix {
         let lower = p.chars().all(|c| !c.is_ascii_uppercase());
-        if !lower
-            || p.len() > 253
-            || !p.split('.').all(|label| valid_segment(label, 63, &['-']))
-        {
+        if !lower || p.len() > 253 || !p.split('.').all(|label| valid_segment(label, 63, &['-'])) {
             return false;
         }
     }
@@ -143,7 +140,9 @@ mod tests {
             "cdiVersion: 0.4.0\nkind: v.com/c\ndevices:\n- name: \"0\"\n  containerEdits:\n    env: [A=1]\n",
         )
         .unwrap_err();
-        assert!(matches!(err, SpecError::VersionGate { required, .. } if required == Version::new(0, 5, 0)));
+        assert!(
+            matches!(err, SpecError::VersionGate { required, .. } if required == Version::new(0, 5, 0))
+        );
         let err = parse(
             "cdiVersion: 0.5.0\nkind: v.com/c.x\ndevices:\n- name: d\n  containerEdits:\n    env: [A=1]\n",
         )

@@ -140,7 +140,10 @@ pub(crate) fn features(spec: &CdiSpec) -> Vec<Feature> {
     for (i, dev) in spec.devices.iter().enumerate() {
         if dev.name.starts_with(|c: char| !c.is_ascii_alphabetic()) {
             out.push(Feature {
-                field: format!("devices[{i}].name {:?} (not starting with a letter)", dev.name),
+                field: format!(
+                    "devices[{i}].name {:?} (not starting with a letter)",
+                    dev.name
+                ),
                 since: V050,
             });
         }
