@@ -1,1 +1,6 @@
-//! placeholder crate, filled by its issue
+//! warren's sandbox layer.
+
+pub mod filter;
+pub mod profile;
+pub mod seccomp;
+pub mod syscalls;
