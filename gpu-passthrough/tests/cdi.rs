@@ -1,4 +1,5 @@
 //! CDI registry and apply against real device nodes (mknod aliases of 1:3 and 1:5).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

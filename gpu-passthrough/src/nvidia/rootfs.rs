@@ -5,7 +5,8 @@
 //! through directory fds, so symlinks planted in the image cannot redirect writes to the
 //! host.
 
-use std::ffi::OsStr;
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -69,34 +70,88 @@ fn relative(path: &Path) -> Result<PathBuf, Error> {
     Ok(out)
 }
 
-/// Open (creating as needed, mode 0755) directory `rel` inside `root`.
+/// Open (creating as needed, mode 0755) directory `rel` inside `root`. Symlinks are
+/// resolved inside the root; a dangling one has its target created inside the root.
 fn open_dir_in_root(root: &OwnedFd, rootfs: &Path, rel: &Path) -> Result<OwnedFd, Error> {
     let how = || {
         OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
     };
-    let mut prefix = PathBuf::new();
-    let mut dir = owned(openat2(root.as_raw_fd(), ".", how()).map_err(|e| io("open", rootfs, e))?);
-    for name in rel.components() {
-        prefix.push(name);
-        match openat2(root.as_raw_fd(), &prefix, how()) {
-            Ok(fd) => dir = owned(fd),
-            Err(Errno::ENOENT) => {
+    let open = |p: &Path| -> Result<OwnedFd, Error> {
+        let target = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        openat2(root.as_raw_fd(), target, how())
+            .map(owned)
+            .map_err(|e| io("open", &rootfs.join(p), e))
+    };
+    let mut pending: VecDeque<OsString> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = PathBuf::new();
+    let mut dir = open(&resolved)?;
+    let mut hops = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            resolved.pop();
+            dir = open(&resolved)?;
+            continue;
+        }
+        let candidate = resolved.join(&name);
+        match openat2(root.as_raw_fd(), &candidate, how()) {
+            Ok(fd) => {
+                dir = owned(fd);
+                resolved = candidate;
+                continue;
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(io("open", &rootfs.join(&candidate), e)),
+        }
+        match readlinkat(Some(dir.as_raw_fd()), name.as_os_str()) {
+            Ok(target) => {
+                // A dangling symlink: continue along its target, inside the root.
+                hops += 1;
+                if hops > 40 {
+                    return Err(io("open", &rootfs.join(&candidate), Errno::ELOOP));
+                }
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                    dir = open(&resolved)?;
+                }
+                let mut parts: Vec<OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some(OsString::from("..")),
+                        _ => None,
+                    })
+                    .collect();
+                while let Some(p) = parts.pop() {
+                    pending.push_front(p);
+                }
+            }
+            Err(Errno::ENOENT | Errno::EINVAL) => {
                 match mkdirat(
                     Some(dir.as_raw_fd()),
                     name.as_os_str(),
                     Mode::from_bits_truncate(0o755),
                 ) {
                     Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(io("create directory", &rootfs.join(&prefix), e)),
+                    Err(e) => return Err(io("create directory", &rootfs.join(&candidate), e)),
                 }
-                dir = owned(
-                    openat2(root.as_raw_fd(), &prefix, how())
-                        .map_err(|e| io("open", &rootfs.join(&prefix), e))?,
-                );
+                dir = open(&candidate)?;
+                resolved = candidate;
             }
-            Err(e) => return Err(io("open", &rootfs.join(&prefix), e)),
+            Err(e) => return Err(io("read link", &rootfs.join(&candidate), e)),
         }
     }
     Ok(dir)
