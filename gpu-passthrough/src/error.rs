@@ -46,6 +46,9 @@ pub enum Error {
     /// NVIDIA discovery, spec generation or container setup.
     #[error(transparent)]
     Nvidia(#[from] crate::nvidia::Error),
+    /// Setting RDMA limits in an OCI spec.
+    #[error(transparent)]
+    Rdma(#[from] crate::rdma::LimitsError),
     /// Reading sysfs for RDMA, AMD or TPU discovery.
     #[error(transparent)]
     Sysfs(#[from] crate::sysfs::SysfsError),
