@@ -33,4 +33,4 @@ pub mod requests;
 pub mod sysfs;
 pub mod tpu;
 
-pub use error::Error;
+pub use error::{Error, IoError};

@@ -172,6 +172,20 @@ impl RootfsSetup {
         self.symlinks.is_empty() && self.ld_folders.is_empty()
     }
 
+    /// Add `other`'s work to this setup (duplicates are dropped).
+    pub fn merge(&mut self, other: RootfsSetup) {
+        for link in other.symlinks {
+            if !self.symlinks.contains(&link) {
+                self.symlinks.push(link);
+            }
+        }
+        for folder in other.ld_folders {
+            if !self.ld_folders.contains(&folder) {
+                self.ld_folders.push(folder);
+            }
+        }
+    }
+
     /// Perform the setup on the rootfs at `rootfs` (a host path): create the symlinks and
     /// write [`LDCONFIG_FILE`] listing the library folders. Run it after the container's
     /// mounts are in place, like a createContainer hook.
