@@ -38,7 +38,7 @@ fn main() {
                 Ok(p) => p,
                 Err(e) => panic!("built-in profile {name}: {e}"),
             };
-            let _ = write!(out, "    ({name:?}, &[\n");
+            let _ = writeln!(out, "    ({name:?}, &[");
             for i in &program {
                 let _ = writeln!(
                     out,
