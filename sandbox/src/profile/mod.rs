@@ -25,3 +25,6 @@ pub use model::{
 pub fn builtin_source(name: &str) -> Option<&'static str> {
     load::BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
+
+#[cfg(test)]
+mod tests;

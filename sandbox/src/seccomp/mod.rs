@@ -187,3 +187,6 @@ impl FilterCache {
         self.get_or_insert(&key, arch, || compile_profile(profile, arch))
     }
 }
+
+#[cfg(test)]
+mod tests;
