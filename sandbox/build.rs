@@ -30,10 +30,11 @@ fn main() {
                 Ok(p) => p,
                 Err(e) => panic!("built-in profile {name}: {e}"),
             };
-            let (filter, warnings) = match filter::from_profile::filter_from_policy(&p.seccomp, arch) {
-                Ok(f) => f,
-                Err(e) => panic!("built-in profile {name}: {e}"),
-            };
+            let (filter, warnings) =
+                match filter::from_profile::filter_from_policy(&p.seccomp, arch) {
+                    Ok(f) => f,
+                    Err(e) => panic!("built-in profile {name}: {e}"),
+                };
             let program = match filter::compile(&filter) {
                 Ok(p) => p,
                 Err(e) => panic!("built-in profile {name}: {e}"),

@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
-    LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
+    Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType,
+    LinuxPids, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
 };
 
 use crate::landlock::{ANNOTATION as LANDLOCK_ANNOTATION, LandlockRules};
@@ -49,16 +49,20 @@ pub enum SpecError {
 }
 
 fn capability(name: &str, profile: &str) -> Result<Capability, SpecError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| SpecError::Name {
-        profile: profile.to_owned(),
-        message: format!("capability {name}: {e}"),
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| {
+        SpecError::Name {
+            profile: profile.to_owned(),
+            message: format!("capability {name}: {e}"),
+        }
     })
 }
 
 fn rlimit_type(name: &str, profile: &str) -> Result<PosixRlimitType, SpecError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| SpecError::Name {
-        profile: profile.to_owned(),
-        message: format!("rlimit {name}: {e}"),
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| {
+        SpecError::Name {
+            profile: profile.to_owned(),
+            message: format!("rlimit {name}: {e}"),
+        }
     })
 }
 
@@ -76,7 +80,10 @@ fn rlimit_type(name: &str, profile: &str) -> Result<PosixRlimitType, SpecError> 
 ///   `run.warren.landlock` (removed when the profile has no Landlock).
 pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError> {
     let name = profile.name.as_str();
-    let process = spec.process_mut().as_mut().ok_or_else(|| SpecError::NoProcess(name.to_owned()))?;
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .ok_or_else(|| SpecError::NoProcess(name.to_owned()))?;
 
     let caps: HashSet<Capability> = profile
         .capabilities
@@ -109,7 +116,11 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
             None => rlimits.push(r),
         }
     }
-    process.set_rlimits(if rlimits.is_empty() { None } else { Some(rlimits) });
+    process.set_rlimits(if rlimits.is_empty() {
+        None
+    } else {
+        Some(rlimits)
+    });
 
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     let c = &profile.cgroup;
@@ -129,7 +140,11 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
         pids.set_limit(p);
         resources.set_pids(Some(pids));
     }
-    if c.cpu_quota.is_some() || c.cpu_period.is_some() || c.cpuset_cpus.is_some() || c.cpuset_mems.is_some() {
+    if c.cpu_quota.is_some()
+        || c.cpu_period.is_some()
+        || c.cpuset_cpus.is_some()
+        || c.cpuset_mems.is_some()
+    {
         let mut cpu: LinuxCpu = resources.cpu().clone().unwrap_or_default();
         if let Some(q) = c.cpu_quota {
             cpu.set_quota(Some(q));
@@ -167,13 +182,18 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
             None => {}
             Some(false) => namespaces.retain(|n| n.typ() != typ),
             Some(true) => match namespaces.iter().find(|n| n.typ() == typ) {
-                Some(existing) if typ == LinuxNamespaceType::Network && existing.path().is_some() => {
+                Some(existing)
+                    if typ == LinuxNamespaceType::Network && existing.path().is_some() =>
+                {
                     return Err(SpecError::Conflict {
                         profile: name.to_owned(),
                         message: format!(
                             "network mode {} needs a new network namespace, the spec joins {}",
                             profile.network.as_str(),
-                            existing.path().as_ref().map_or(String::new(), |p| p.display().to_string())
+                            existing
+                                .path()
+                                .as_ref()
+                                .map_or(String::new(), |p| p.display().to_string())
                         ),
                     });
                 }
@@ -187,7 +207,8 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
         }
     }
     if ns.user == Some(true)
-        && (linux.uid_mappings().as_ref().is_none_or(Vec::is_empty) || linux.gid_mappings().as_ref().is_none_or(Vec::is_empty))
+        && (linux.uid_mappings().as_ref().is_none_or(Vec::is_empty)
+            || linux.gid_mappings().as_ref().is_none_or(Vec::is_empty))
     {
         return Err(SpecError::Conflict {
             profile: name.to_owned(),
@@ -198,7 +219,10 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
 
     let annotations = spec.annotations_mut().get_or_insert_with(Default::default);
     annotations.insert(PROFILE_ANNOTATION.to_owned(), profile.name.clone());
-    annotations.insert(NETWORK_ANNOTATION.to_owned(), profile.network.as_str().to_owned());
+    annotations.insert(
+        NETWORK_ANNOTATION.to_owned(),
+        profile.network.as_str().to_owned(),
+    );
     match &profile.workspace {
         Some(w) => annotations.insert(WORKSPACE_ANNOTATION.to_owned(), w.display().to_string()),
         None => annotations.remove(WORKSPACE_ANNOTATION),
@@ -208,4 +232,168 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
         None => annotations.remove(LANDLOCK_ANNOTATION),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{load_builtin, load_str};
+
+    fn spec() -> Spec {
+        Spec::default()
+    }
+
+    fn ns_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+        let mut t: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        t.sort_by_key(|t| format!("{t:?}"));
+        t
+    }
+
+    #[test]
+    fn agent_edits() {
+        let agent = load_builtin("agent").unwrap();
+        let mut s = spec();
+        apply_profile(&agent, &mut s).unwrap();
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p.capabilities().as_ref().unwrap();
+        let want: HashSet<Capability> = agent
+            .capabilities
+            .iter()
+            .map(|c| capability(c, "t").unwrap())
+            .collect();
+        assert_eq!(caps.bounding().as_ref(), Some(&want));
+        assert_eq!(caps.effective().as_ref(), Some(&want));
+        assert_eq!(caps.permitted().as_ref(), Some(&want));
+        assert_eq!(caps.ambient().as_ref().map(HashSet::len), Some(0));
+        assert!(!want.contains(&Capability::SysAdmin));
+        let rl = p.rlimits().as_ref().unwrap();
+        let nofile = rl
+            .iter()
+            .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+            .unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (1024, 4096));
+        assert_eq!(
+            rl.iter()
+                .filter(|r| r.typ() == PosixRlimitType::RlimitNofile)
+                .count(),
+            1
+        );
+        let res = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(res.memory().unwrap().limit(), Some(4 << 30));
+        assert_eq!(res.memory().unwrap().swap(), Some(4 << 30));
+        assert_eq!(res.pids().unwrap().limit(), 512);
+        assert_eq!(res.cpu().as_ref().unwrap().quota(), Some(200_000));
+        assert_eq!(res.cpu().as_ref().unwrap().period(), Some(100_000));
+        assert_eq!(
+            ns_types(&s),
+            [
+                LinuxNamespaceType::Cgroup,
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::Mount,
+                LinuxNamespaceType::Network,
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Uts,
+            ]
+        );
+        let a = s.annotations().as_ref().unwrap();
+        assert_eq!(a[PROFILE_ANNOTATION], "agent");
+        assert_eq!(a[NETWORK_ANNOTATION], "none");
+        assert_eq!(a[WORKSPACE_ANNOTATION], "/workspace");
+        let rules = LandlockRules::from_annotation(&a[LANDLOCK_ANNOTATION]).unwrap();
+        assert_eq!(rules, LandlockRules::from_profile(&agent).unwrap());
+    }
+
+    #[test]
+    fn edits_are_deterministic_and_idempotent() {
+        let agent = load_builtin("agent").unwrap();
+        let mut a = spec();
+        apply_profile(&agent, &mut a).unwrap();
+        let mut b = a.clone();
+        apply_profile(&agent, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn host_network_removes_the_namespace_and_landlock_annotation() {
+        let mut s = spec();
+        apply_profile(&load_builtin("agent").unwrap(), &mut s).unwrap();
+        apply_profile(&load_builtin("trusted").unwrap(), &mut s).unwrap();
+        assert!(!ns_types(&s).contains(&LinuxNamespaceType::Network));
+        let a = s.annotations().as_ref().unwrap();
+        assert_eq!(a[NETWORK_ANNOTATION], "host");
+        assert!(!a.contains_key(LANDLOCK_ANNOTATION));
+        assert!(!a.contains_key(WORKSPACE_ANNOTATION));
+        assert_eq!(
+            s.process().as_ref().unwrap().no_new_privileges(),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn conflicts_are_refused() {
+        // Network mode none, but the spec joins an existing network namespace.
+        let mut s = spec();
+        let mut joined = LinuxNamespace::default();
+        joined.set_typ(LinuxNamespaceType::Network);
+        joined.set_path(Some("/run/netns/cni-1".into()));
+        s.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_namespaces(Some(vec![joined]));
+        let err = apply_profile(&load_builtin("agent").unwrap(), &mut s).unwrap_err();
+        assert!(err.to_string().contains("/run/netns/cni-1"), "{err}");
+
+        // A user namespace without mappings.
+        let p = load_str(
+            "u",
+            "u.toml",
+            "[namespaces]\nuser = true\n[seccomp]\ndefault_action = \"allow\"\n",
+            None,
+        )
+        .unwrap();
+        let err = apply_profile(&p, &mut spec()).unwrap_err();
+        assert!(err.to_string().contains("mappings"), "{err}");
+
+        let mut s = spec();
+        s.set_process(None);
+        assert!(matches!(
+            apply_profile(&p, &mut s),
+            Err(SpecError::NoProcess(_))
+        ));
+    }
+
+    #[test]
+    fn existing_rlimits_and_namespaces_not_named_are_kept() {
+        let p = load_str(
+            "r",
+            "r.toml",
+            "[namespaces]\nipc = false\n[network]\nmode = \"host\"\n[rlimits]\ncore = 0\n[seccomp]\ndefault_action = \"allow\"\n",
+            None,
+        )
+        .unwrap();
+        let mut s = spec();
+        apply_profile(&p, &mut s).unwrap();
+        let rl = s.process().as_ref().unwrap().rlimits().as_ref().unwrap();
+        assert!(
+            rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitNofile),
+            "runc's default kept"
+        );
+        assert!(
+            rl.iter()
+                .any(|r| r.typ() == PosixRlimitType::RlimitCore && r.hard() == 0)
+        );
+        let t = ns_types(&s);
+        assert!(!t.contains(&LinuxNamespaceType::Ipc));
+        assert!(t.contains(&LinuxNamespaceType::Pid), "untouched");
+    }
 }

@@ -1,7 +1,11 @@
 //! Filters and rulesets installed for real, each in a forked child (never in the test
 //! harness's process): the child tries what the rule forbids and what it allows, and
 //! reports through its exit status.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::undocumented_unsafe_blocks)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::undocumented_unsafe_blocks
+)]
 
 use std::ffi::CString;
 use std::net::TcpListener;
@@ -90,9 +94,18 @@ errno = "ENAMETOOLONG"
         let rc = unsafe { libc::mkdirat(libc::AT_FDCWD, target.as_ptr(), 0o755) };
         check(rc == -1 && errno() == libc::ENAMETOOLONG, 11)?;
         // Allowed: create and write a file, getpid.
-        let fd = unsafe { libc::open(file.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                file.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
         check(fd >= 0, 12)?;
-        check(unsafe { libc::write(fd, b"ok".as_ptr().cast(), 2) } == 2, 13)?;
+        check(
+            unsafe { libc::write(fd, b"ok".as_ptr().cast(), 2) } == 2,
+            13,
+        )?;
         check(unsafe { libc::getpid() } > 0, 14)?;
         Ok(())
     }));
@@ -113,10 +126,24 @@ fn agent_filter_stops_escapes_even_for_root() {
         seccomp::set_no_new_privs().map_err(|_| 2)?;
         filter.install().map_err(|_| 3)?;
         // mount: refused by seccomp even though the test runs as root with CAP_SYS_ADMIN.
-        let rc = unsafe { libc::mount(none.as_ptr(), src.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) };
+        let rc = unsafe {
+            libc::mount(
+                none.as_ptr(),
+                src.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
         check(rc == -1 && errno() == libc::EPERM, 10)?;
-        check(unsafe { libc::unshare(libc::CLONE_NEWUSER) } == -1 && errno() == libc::EPERM, 11)?;
-        check(unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 && errno() == libc::EPERM, 12)?;
+        check(
+            unsafe { libc::unshare(libc::CLONE_NEWUSER) } == -1 && errno() == libc::EPERM,
+            11,
+        )?;
+        check(
+            unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 && errno() == libc::EPERM,
+            12,
+        )?;
         let s = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         check(s == -1 && errno() == libc::EAFNOSUPPORT, 13)?;
         let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
@@ -151,8 +178,10 @@ fn agent_filter_stops_escapes_even_for_root() {
 #[test]
 fn podman_profile_installed_for_real() {
     let Some(arch) = native() else { return };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/podman-default-seccomp.json");
-    let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/podman-default-seccomp.json");
+    let oci: oci_spec::runtime::LinuxSeccomp =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let filter = seccomp::compile_oci(&oci, arch).unwrap();
     let code = in_child(run_checks(move || {
         seccomp::set_no_new_privs().map_err(|_| 2)?;
@@ -164,10 +193,18 @@ fn podman_profile_installed_for_real() {
         let rc = unsafe { libc::syscall(libc::SYS_setns, -1, 0) };
         check(rc == -1 && errno() == libc::EBADF, 12)?;
         check(unsafe { libc::getppid() } > 0, 13)?;
-        let fd = unsafe { libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c"/proc/self/status".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         check(fd >= 0, 14)?;
         let mut buf = [0u8; 64];
-        check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0, 15)?;
+        check(
+            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0,
+            15,
+        )?;
         Ok(())
     }));
     assert_eq!(code, 0);
@@ -212,10 +249,23 @@ fn tsync_puts_every_thread_under_the_filter() {
             rx.recv().ok();
             // Through syscall(2): glibc's getppid() returns the raw value without errno.
             let rc = unsafe { libc::syscall(libc::SYS_getppid) };
-            done_tx.send(if rc == -1 && errno() == libc::EIO { 0 } else { 1 }).ok();
+            done_tx
+                .send(if rc == -1 && errno() == libc::EIO {
+                    0
+                } else {
+                    1
+                })
+                .ok();
         });
         seccomp::set_no_new_privs().map_err(|_| 2)?;
-        seccomp::install(&filter.program, InstallFlags { tsync: true, ..InstallFlags::default() }).map_err(|_| 3)?;
+        seccomp::install(
+            &filter.program,
+            InstallFlags {
+                tsync: true,
+                ..InstallFlags::default()
+            },
+        )
+        .map_err(|_| 3)?;
         tx.send(()).map_err(|_| 4)?;
         check(done_rx.recv().map_err(|_| 5)? == 0, 10)?;
         t.join().map_err(|_| 6)?;
@@ -273,14 +323,31 @@ fn landlock_denies_writes_outside_allowed_paths() {
         let report = landlock::apply(&rules).map_err(|_| 2)?;
         check(report.applied_abi >= 4, 3)?;
         check(report.skipped.len() == 1, 4)?;
-        let fd = unsafe { libc::open(inside_file.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                inside_file.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
         check(fd >= 0, 10)?;
-        let fd = unsafe { libc::open(outside_file.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                outside_file.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
         check(fd == -1 && errno() == libc::EACCES, 11)?;
         let rc = unsafe { libc::mkdir(outside_dir.as_ptr(), 0o755) };
         check(rc == -1 && errno() == libc::EACCES, 12)?;
         // Reading outside still works.
-        let fd = unsafe { libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c"/proc/self/status".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         check(fd >= 0, 13)?;
         Ok(())
     }));
@@ -305,7 +372,10 @@ fn landlock_denies_tcp_connect_to_ports_not_allowed() {
     let code = in_child(run_checks(move || {
         let report = landlock::apply(&rules).map_err(|_| 2)?;
         check(report.enforcement == landlock::Enforcement::Full, 3)?;
-        check(std::net::TcpStream::connect(("127.0.0.1", open_port)).is_ok(), 10)?;
+        check(
+            std::net::TcpStream::connect(("127.0.0.1", open_port)).is_ok(),
+            10,
+        )?;
         let err = std::net::TcpStream::connect(("127.0.0.1", closed_port)).unwrap_err();
         check(err.raw_os_error() == Some(libc::EACCES), 11)?;
         // Binding is handled and not granted on any port.
@@ -339,13 +409,30 @@ fn agent_profile_landlock_and_seccomp_together() {
         let report = landlock::apply(&rules).map_err(|_| 2)?;
         check(report.degradations().is_empty() || report.kernel_abi < 7, 3)?;
         filter.install().map_err(|_| 4)?;
-        let fd = unsafe { libc::open(in_ws.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                in_ws.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
         check(fd >= 0, 10)?;
-        let fd = unsafe { libc::open(c"/etc/warren-agent-test".as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+        let fd = unsafe {
+            libc::open(
+                c"/etc/warren-agent-test".as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
         check(fd == -1 && errno() == libc::EACCES, 11)?;
         let err = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
         check(err.raw_os_error() == Some(libc::EACCES), 12)?;
-        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c"/dev/null".as_ptr(),
+                libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            )
+        };
         check(fd >= 0, 13)?;
         Ok(())
     }));

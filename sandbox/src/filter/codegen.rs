@@ -17,9 +17,9 @@
 //! ```
 //!
 //! Consecutive syscall numbers with the same verdict share one interval, so podman's
-//! profile becomes ~100 intervals: a syscall is decided after about 7 comparisons instead of
-//! up to 350, and the program is a third of the linear layout's size, which also makes
-//! loading it faster.
+//! default profile compiles to 153 instructions (libseccomp: 1125): a syscall is decided
+//! after about 8 comparisons instead of up to 350, and the smaller program also loads
+//! faster.
 
 use seccompiler::{
     BpfProgram, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule, sock_filter,
@@ -139,7 +139,10 @@ pub fn compile(filter: &Filter) -> Result<BpfProgram, CompileError> {
             Ins::Fixed(i) => i,
             Ins::JaBlock(b) => {
                 let offset = block_start[b] - pos - 1;
-                stmt(BPF_JA, u32::try_from(offset).map_err(|_| CompileError::TooLarge { len: total })?)
+                stmt(
+                    BPF_JA,
+                    u32::try_from(offset).map_err(|_| CompileError::TooLarge { len: total })?,
+                )
             }
         });
     }
@@ -169,7 +172,9 @@ fn validate(filter: &Filter) -> Result<(), CompileError> {
                     CmpOp::MaskedEq { mask } => mask,
                     _ => 0,
                 };
-                if c.width == Width::Bits32 && (c.value > u64::from(u32::MAX) || mask > u64::from(u32::MAX)) {
+                if c.width == Width::Bits32
+                    && (c.value > u64::from(u32::MAX) || mask > u64::from(u32::MAX))
+                {
                     return Err(CompileError::ValueTooWide { nr, condition: *c });
                 }
             }
@@ -264,8 +269,12 @@ fn rule_bpf(rule: &Rule) -> Result<BpfProgram, CompileError> {
     // out of the program (and rejected by the kernel) for the last rule of the last block:
     // drop both.
     match bpf.get(..2) {
-        Some([first, second]) if *first == stmt(BPF_JA, 1) && second.code == BPF_JA => Ok(bpf[2..].to_vec()),
-        _ => Err(CompileError::Backend("unexpected rule layout from seccompiler".to_owned())),
+        Some([first, second]) if *first == stmt(BPF_JA, 1) && second.code == BPF_JA => {
+            Ok(bpf[2..].to_vec())
+        }
+        _ => Err(CompileError::Backend(
+            "unexpected rule layout from seccompiler".to_owned(),
+        )),
     }
 }
 
@@ -283,7 +292,8 @@ fn condition(c: &ArgCondition) -> Result<SeccompCondition, CompileError> {
         CmpOp::Ge => SeccompCmpOp::Ge,
         CmpOp::MaskedEq { mask } => SeccompCmpOp::MaskedEq(mask),
     };
-    SeccompCondition::new(c.index, len, op, c.value).map_err(|e| CompileError::Backend(e.to_string()))
+    SeccompCondition::new(c.index, len, op, c.value)
+        .map_err(|e| CompileError::Backend(e.to_string()))
 }
 
 /// Structural checks on a program from outside (e.g. a cache file): non-empty, within the
@@ -306,7 +316,10 @@ pub fn check_program(program: &[sock_filter]) -> Result<(), CompileError> {
                 pc as u64 + 1 + u64::from(ins.jt.max(ins.jf))
             };
             if reach >= len as u64 {
-                return Err(CompileError::Malformed { pc, reason: "jump past the end" });
+                return Err(CompileError::Malformed {
+                    pc,
+                    reason: "jump past the end",
+                });
             }
         }
     }
@@ -342,7 +355,17 @@ mod tests {
         }
     }
 
-    const VALUES: [u64; 9] = [0, 1, 2, 3, 0x7fff_ffff, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0003, u64::MAX];
+    const VALUES: [u64; 9] = [
+        0,
+        1,
+        2,
+        3,
+        0x7fff_ffff,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0003,
+        u64::MAX,
+    ];
 
     fn random_filter(g: &mut Gen, arch: Arch, syscalls: u64) -> Filter {
         let actions = [
@@ -362,11 +385,24 @@ mod tests {
             for _ in 0..=g.below(3) {
                 let conditions = (0..g.below(4))
                     .map(|_| {
-                        let width = if g.below(2) == 0 { Width::Bits32 } else { Width::Bits64 };
+                        let width = if g.below(2) == 0 {
+                            Width::Bits32
+                        } else {
+                            Width::Bits64
+                        };
                         let mut value = g.pick(&VALUES);
-                        let mut op = g.pick(&[CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge]);
+                        let mut op = g.pick(&[
+                            CmpOp::Eq,
+                            CmpOp::Ne,
+                            CmpOp::Lt,
+                            CmpOp::Le,
+                            CmpOp::Gt,
+                            CmpOp::Ge,
+                        ]);
                         if g.below(4) == 0 {
-                            op = CmpOp::MaskedEq { mask: g.pick(&VALUES) };
+                            op = CmpOp::MaskedEq {
+                                mask: g.pick(&VALUES),
+                            };
                         }
                         if width == Width::Bits32 {
                             value &= 0xffff_ffff;
@@ -401,8 +437,16 @@ mod tests {
         let mut g = Gen(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for round in 0..300 {
-            let arch = if round % 4 == 3 { Arch::Aarch64 } else { Arch::X86_64 };
-            let size = if round % 10 == 0 { 300 } else { 1 + g.below(40) };
+            let arch = if round % 4 == 3 {
+                Arch::Aarch64
+            } else {
+                Arch::X86_64
+            };
+            let size = if round % 10 == 0 {
+                300
+            } else {
+                1 + g.below(40)
+            };
             let filter = random_filter(&mut g, arch, size);
             let program = match compile(&filter) {
                 Ok(p) => p,
@@ -414,7 +458,12 @@ mod tests {
             };
             if let Err(e) = check_program(&program) {
                 if let CompileError::Malformed { pc, .. } = e {
-                    for (i, ins) in program.iter().enumerate().skip(pc.saturating_sub(30)).take(40) {
+                    for (i, ins) in program
+                        .iter()
+                        .enumerate()
+                        .skip(pc.saturating_sub(30))
+                        .take(40)
+                    {
                         eprintln!("{i}: {:#x} {} {} {:#x}", ins.code, ins.jt, ins.jf, ins.k);
                     }
                     eprintln!("len {}", program.len());
@@ -429,7 +478,8 @@ mod tests {
                     2..=4 => g.below(470) as u32,
                     _ => g.pick(&nrs).wrapping_add(g.pick(&[0, 0, 0, 1, u32::MAX])),
                 };
-                let args = [(); 6].map(|_| g.pick(&VALUES) ^ if g.below(4) == 0 { g.next() } else { 0 });
+                let args =
+                    [(); 6].map(|_| g.pick(&VALUES) ^ if g.below(4) == 0 { g.next() } else { 0 });
                 let audit = match g.below(12) {
                     0 => AUDIT_ARCH_I386,
                     _ => arch.audit_arch(),
@@ -441,7 +491,11 @@ mod tests {
                     args,
                 };
                 let expected = filter.decide(audit, nr, &args).ret_value();
-                assert_eq!(run(&program, &data), Ok(expected), "round {round}: nr {nr} args {args:x?}");
+                assert_eq!(
+                    run(&program, &data),
+                    Ok(expected),
+                    "round {round}: nr {nr} args {args:x?}"
+                );
                 checked += 1;
             }
         }
@@ -454,7 +508,13 @@ mod tests {
         assert!(matches!(compile(&f), Err(CompileError::Empty)));
         // Rules that only repeat the default action confine nothing either.
         let mut f = Filter::new(Arch::X86_64, Action::Errno(1));
-        f.push_rule(0, Rule { conditions: vec![], action: Action::Errno(1) });
+        f.push_rule(
+            0,
+            Rule {
+                conditions: vec![],
+                action: Action::Errno(1),
+            },
+        );
         assert!(matches!(compile(&f), Err(CompileError::Empty)));
     }
 
@@ -463,19 +523,35 @@ mod tests {
         // Every other syscall allowed: 470 intervals, left subtrees far beyond 255 instructions.
         let mut f = Filter::new(Arch::X86_64, Action::Errno(38));
         for nr in (0..470).step_by(2) {
-            f.push_rule(nr, Rule { conditions: vec![], action: Action::Allow });
+            f.push_rule(
+                nr,
+                Rule {
+                    conditions: vec![],
+                    action: Action::Allow,
+                },
+            );
         }
         let p = compile(&f).unwrap();
         assert!(p.len() < 1100, "{} instructions", p.len());
         for nr in 0..480u32 {
-            let want = if nr % 2 == 0 && nr < 470 { Action::Allow } else { Action::Errno(38) };
+            let want = if nr % 2 == 0 && nr < 470 {
+                Action::Allow
+            } else {
+                Action::Errno(38)
+            };
             let d = SeccompData::new(Arch::X86_64, nr, [0; 6]);
             assert_eq!(run(&p, &d), Ok(want.ret_value()), "nr {nr}");
         }
         // A contiguous range costs a couple of instructions, not one per syscall.
         let mut f = Filter::new(Arch::X86_64, Action::Errno(38));
         for nr in 0..300 {
-            f.push_rule(nr, Rule { conditions: vec![], action: Action::Allow });
+            f.push_rule(
+                nr,
+                Rule {
+                    conditions: vec![],
+                    action: Action::Allow,
+                },
+            );
         }
         assert!(compile(&f).unwrap().len() < 12);
     }
@@ -483,48 +559,119 @@ mod tests {
     #[test]
     fn foreign_abis_are_killed() {
         let mut f = Filter::new(Arch::X86_64, Action::Allow);
-        f.push_rule(165, Rule { conditions: vec![], action: Action::Errno(1) });
+        f.push_rule(
+            165,
+            Rule {
+                conditions: vec![],
+                action: Action::Errno(1),
+            },
+        );
         let p = compile(&f).unwrap();
         let kill = libc::SECCOMP_RET_KILL_PROCESS;
         // i386 mount (21) through int 0x80, and x32 mount (0x40000000 | 165).
-        let i386 = SeccompData { nr: 21, arch: AUDIT_ARCH_I386, instruction_pointer: 0, args: [0; 6] };
+        let i386 = SeccompData {
+            nr: 21,
+            arch: AUDIT_ARCH_I386,
+            instruction_pointer: 0,
+            args: [0; 6],
+        };
         assert_eq!(run(&p, &i386), Ok(kill));
         let x32 = SeccompData::new(Arch::X86_64, 0x4000_0000 | 165, [0; 6]);
         assert_eq!(run(&p, &x32), Ok(kill));
-        assert_eq!(run(&p, &SeccompData::new(Arch::X86_64, 165, [0; 6])), Ok(libc::SECCOMP_RET_ERRNO | 1));
-        assert_eq!(run(&p, &SeccompData::new(Arch::X86_64, 0, [0; 6])), Ok(libc::SECCOMP_RET_ALLOW));
+        assert_eq!(
+            run(&p, &SeccompData::new(Arch::X86_64, 165, [0; 6])),
+            Ok(libc::SECCOMP_RET_ERRNO | 1)
+        );
+        assert_eq!(
+            run(&p, &SeccompData::new(Arch::X86_64, 0, [0; 6])),
+            Ok(libc::SECCOMP_RET_ALLOW)
+        );
     }
 
     #[test]
     fn too_large_and_bad_values_are_refused() {
         let mut f = Filter::new(Arch::X86_64, Action::Allow);
-        let cond = |v| ArgCondition { index: 0, op: CmpOp::Eq, value: v, width: Width::Bits64 };
+        let cond = |v| ArgCondition {
+            index: 0,
+            op: CmpOp::Eq,
+            value: v,
+            width: Width::Bits64,
+        };
         for v in 0..1000 {
-            f.push_rule(1, Rule { conditions: vec![cond(v)], action: Action::Errno(1) });
+            f.push_rule(
+                1,
+                Rule {
+                    conditions: vec![cond(v)],
+                    action: Action::Errno(1),
+                },
+            );
         }
         assert!(matches!(compile(&f), Err(CompileError::TooLarge { .. })));
 
         let mut f = Filter::new(Arch::X86_64, Action::Allow);
-        f.push_rule(1, Rule { conditions: vec![], action: Action::Errno(5000) });
-        assert!(matches!(compile(&f), Err(CompileError::ErrnoRange { value: 5000 })));
+        f.push_rule(
+            1,
+            Rule {
+                conditions: vec![],
+                action: Action::Errno(5000),
+            },
+        );
+        assert!(matches!(
+            compile(&f),
+            Err(CompileError::ErrnoRange { value: 5000 })
+        ));
 
         let mut f = Filter::new(Arch::X86_64, Action::Allow);
-        let wide = ArgCondition { index: 0, op: CmpOp::Eq, value: 1 << 40, width: Width::Bits32 };
-        f.push_rule(1, Rule { conditions: vec![wide], action: Action::Errno(1) });
-        assert!(matches!(compile(&f), Err(CompileError::ValueTooWide { .. })));
+        let wide = ArgCondition {
+            index: 0,
+            op: CmpOp::Eq,
+            value: 1 << 40,
+            width: Width::Bits32,
+        };
+        f.push_rule(
+            1,
+            Rule {
+                conditions: vec![wide],
+                action: Action::Errno(1),
+            },
+        );
+        assert!(matches!(
+            compile(&f),
+            Err(CompileError::ValueTooWide { .. })
+        ));
 
         let mut f = Filter::new(Arch::X86_64, Action::Allow);
-        let idx = ArgCondition { index: 6, op: CmpOp::Eq, value: 1, width: Width::Bits64 };
-        f.push_rule(1, Rule { conditions: vec![idx], action: Action::Errno(1) });
-        assert!(matches!(compile(&f), Err(CompileError::ArgIndex { index: 6, .. })));
+        let idx = ArgCondition {
+            index: 6,
+            op: CmpOp::Eq,
+            value: 1,
+            width: Width::Bits64,
+        };
+        f.push_rule(
+            1,
+            Rule {
+                conditions: vec![idx],
+                action: Action::Errno(1),
+            },
+        );
+        assert!(matches!(
+            compile(&f),
+            Err(CompileError::ArgIndex { index: 6, .. })
+        ));
     }
 
     #[test]
     fn check_program_refuses_malformed_programs() {
         assert!(matches!(check_program(&[]), Err(CompileError::Empty)));
         let ja_out = [stmt(BPF_JA, 5), ret(Action::Allow)];
-        assert!(matches!(check_program(&ja_out), Err(CompileError::Malformed { pc: 0, .. })));
+        assert!(matches!(
+            check_program(&ja_out),
+            Err(CompileError::Malformed { pc: 0, .. })
+        ));
         let no_ret = [stmt(BPF_LD_W_ABS, 0)];
-        assert!(matches!(check_program(&no_ret), Err(CompileError::Malformed { .. })));
+        assert!(matches!(
+            check_program(&no_ret),
+            Err(CompileError::Malformed { .. })
+        ));
     }
 }

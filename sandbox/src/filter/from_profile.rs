@@ -7,7 +7,10 @@ use crate::syscalls::{Arch, Resolution, resolve};
 
 /// Builds the filter of `policy` for `arch`. Names that exist only on other architectures
 /// are skipped and reported in the returned warnings.
-pub fn filter_from_policy(policy: &SeccompPolicy, arch: Arch) -> Result<(Filter, Vec<String>), CompileError> {
+pub fn filter_from_policy(
+    policy: &SeccompPolicy,
+    arch: Arch,
+) -> Result<(Filter, Vec<String>), CompileError> {
     let mut filter = Filter::new(arch, policy.default_action);
     if policy.deny_newer_syscalls {
         filter.deny_above = Some((arch.newest_syscall_nr(), Action::Errno(libc::ENOSYS as u16)));
@@ -24,7 +27,10 @@ pub fn filter_from_policy(policy: &SeccompPolicy, arch: Arch) -> Result<(Filter,
                     },
                 ),
                 Resolution::OtherArch => {
-                    warnings.push(format!("{}: syscall `{name}` does not exist on {arch}: skipped", rule.origin));
+                    warnings.push(format!(
+                        "{}: syscall `{name}` does not exist on {arch}: skipped",
+                        rule.origin
+                    ));
                 }
                 Resolution::Unknown => {
                     return Err(CompileError::UnknownSyscall {

@@ -232,7 +232,10 @@ impl Filter {
             .flatten()
             .filter(|r| r.action != self.default_action)
             .count()
-            + usize::from(self.deny_above.is_some_and(|(_, a)| a != self.default_action))
+            + usize::from(
+                self.deny_above
+                    .is_some_and(|(_, a)| a != self.default_action),
+            )
     }
 
     /// What the filter decides for a syscall: the reference semantics the compiled program

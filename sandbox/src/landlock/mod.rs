@@ -37,8 +37,8 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use ::landlock::{
-    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, RestrictionStatus, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    RestrictionStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,8 +130,16 @@ impl LandlockRules {
         Some(LandlockRules {
             abi: policy.abi,
             mode: policy.mode,
-            handled_fs: Some(if policy.restrict_fs { access::fs_rights(policy.abi) } else { 0 }),
-            handled_net: if policy.restrict_net { access::net_rights(policy.abi) } else { 0 },
+            handled_fs: Some(if policy.restrict_fs {
+                access::fs_rights(policy.abi)
+            } else {
+                0
+            }),
+            handled_net: if policy.restrict_net {
+                access::net_rights(policy.abi)
+            } else {
+                0
+            },
             scoped: policy.scope,
             fs: if policy.restrict_fs {
                 policy
@@ -163,7 +171,8 @@ impl LandlockRules {
 
     /// Parses and validates the annotation's JSON.
     pub fn from_annotation(json: &str) -> Result<Self, LandlockError> {
-        let rules: LandlockRules = serde_json::from_str(json).map_err(|e| LandlockError::Annotation(e.to_string()))?;
+        let rules: LandlockRules =
+            serde_json::from_str(json).map_err(|e| LandlockError::Annotation(e.to_string()))?;
         rules.validate()?;
         Ok(rules)
     }
@@ -177,31 +186,52 @@ impl LandlockRules {
 
     /// Handled filesystem rights.
     pub fn handled_fs(&self) -> u64 {
-        self.handled_fs.unwrap_or_else(|| access::fs_rights(self.abi))
+        self.handled_fs
+            .unwrap_or_else(|| access::fs_rights(self.abi))
     }
 
     /// Checks consistency without touching the kernel.
     pub fn validate(&self) -> Result<(), LandlockError> {
         let bad = |m: String| Err(LandlockError::Invalid(m));
         if !(1..=access::MAX_ABI).contains(&self.abi) {
-            return bad(format!("abi {} is not in 1..={}", self.abi, access::MAX_ABI));
+            return bad(format!(
+                "abi {} is not in 1..={}",
+                self.abi,
+                access::MAX_ABI
+            ));
         }
         let fs = self.handled_fs();
         if fs & !access::fs_rights(self.abi) != 0 {
-            return bad(format!("handled_fs {fs:#x} has rights unknown to abi {}", self.abi));
+            return bad(format!(
+                "handled_fs {fs:#x} has rights unknown to abi {}",
+                self.abi
+            ));
         }
         if self.handled_net & !access::net_rights(self.abi) != 0 {
-            return bad(format!("handled_net {:#x} has rights unknown to abi {}", self.handled_net, self.abi));
+            return bad(format!(
+                "handled_net {:#x} has rights unknown to abi {}",
+                self.handled_net, self.abi
+            ));
         }
         if self.scoped & !access::scopes(self.abi) != 0 {
-            return bad(format!("scoped {:#x} has scopes unknown to abi {}", self.scoped, self.abi));
+            return bad(format!(
+                "scoped {:#x} has scopes unknown to abi {}",
+                self.scoped, self.abi
+            ));
         }
         for g in &self.fs {
             if !g.path.is_absolute() {
-                return bad(format!("fs grant {}: not an absolute path", g.path.display()));
+                return bad(format!(
+                    "fs grant {}: not an absolute path",
+                    g.path.display()
+                ));
             }
             if g.access == 0 || g.access & !fs != 0 {
-                return bad(format!("fs grant {}: access {:#x} is empty or not within handled_fs {fs:#x}", g.path.display(), g.access));
+                return bad(format!(
+                    "fs grant {}: access {:#x} is empty or not within handled_fs {fs:#x}",
+                    g.path.display(),
+                    g.access
+                ));
             }
         }
         for g in &self.net {
@@ -305,8 +335,9 @@ fn is_dir(fd: &OwnedFd) -> std::io::Result<bool> {
 }
 
 fn fs_flags(bits: u64) -> Result<BitFlags<AccessFs>, LandlockError> {
-    BitFlags::<AccessFs>::from_bits(bits)
-        .map_err(|_| LandlockError::Invalid(format!("filesystem access {bits:#x} has unknown bits")))
+    BitFlags::<AccessFs>::from_bits(bits).map_err(|_| {
+        LandlockError::Invalid(format!("filesystem access {bits:#x} has unknown bits"))
+    })
 }
 
 fn net_flags(bits: u64) -> Result<BitFlags<AccessNet>, LandlockError> {
@@ -315,7 +346,8 @@ fn net_flags(bits: u64) -> Result<BitFlags<AccessNet>, LandlockError> {
 }
 
 fn scope_flags(bits: u64) -> Result<BitFlags<Scope>, LandlockError> {
-    BitFlags::<Scope>::from_bits(bits).map_err(|_| LandlockError::Invalid(format!("scopes {bits:#x} has unknown bits")))
+    BitFlags::<Scope>::from_bits(bits)
+        .map_err(|_| LandlockError::Invalid(format!("scopes {bits:#x} has unknown bits")))
 }
 
 /// Applies `rules` to the calling process (and its future children). Sets
@@ -336,7 +368,11 @@ pub fn apply(rules: &LandlockRules) -> Result<LandlockReport, LandlockError> {
             dropped_fs, dropped_net, dropped_scopes
         )));
     }
-    let level = if strict { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    let level = if strict {
+        CompatLevel::HardRequirement
+    } else {
+        CompatLevel::BestEffort
+    };
 
     let mut ruleset = Ruleset::default().set_compatibility(level);
     if handled_fs != 0 {
@@ -353,7 +389,12 @@ pub fn apply(rules: &LandlockRules) -> Result<LandlockReport, LandlockError> {
     for g in &rules.fs {
         let fd = match open_path(&g.path) {
             Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::EACCES)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::EACCES)
+                ) =>
+            {
                 skipped.push((g.path.clone(), e.to_string()));
                 continue;
             }
@@ -369,9 +410,16 @@ pub fn apply(rules: &LandlockRules) -> Result<LandlockReport, LandlockError> {
             source,
         })?;
         // Directory-only rights mean nothing on a file (and the kernel refuses them).
-        let access = if dir { g.access } else { g.access & !FS_DIR_ONLY };
+        let access = if dir {
+            g.access
+        } else {
+            g.access & !FS_DIR_ONLY
+        };
         if access == 0 {
-            skipped.push((g.path.clone(), "only directory rights granted on a file".to_owned()));
+            skipped.push((
+                g.path.clone(),
+                "only directory rights granted on a file".to_owned(),
+            ));
             continue;
         }
         created = created.add_rule(PathBeneath::new(fd.as_fd(), fs_flags(access)?))?;
@@ -386,7 +434,9 @@ pub fn apply(rules: &LandlockRules) -> Result<LandlockReport, LandlockError> {
         RulesetStatus::NotEnforced => Enforcement::None,
     };
     if strict && enforcement != Enforcement::Full {
-        return Err(LandlockError::Unsupported(format!("the kernel enforced the ruleset only {enforcement:?}")));
+        return Err(LandlockError::Unsupported(format!(
+            "the kernel enforced the ruleset only {enforcement:?}"
+        )));
     }
     Ok(LandlockReport {
         requested_abi: rules.abi,
@@ -398,4 +448,100 @@ pub fn apply(rules: &LandlockRules) -> Result<LandlockReport, LandlockError> {
         dropped_scopes,
         skipped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::load_builtin;
+
+    #[test]
+    fn annotation_round_trip_from_a_profile() {
+        let agent = load_builtin("agent").unwrap();
+        let rules = LandlockRules::from_profile(&agent).unwrap();
+        assert_eq!(rules.abi, 7);
+        assert_eq!(rules.handled_fs(), access::fs_rights(7));
+        assert_eq!(
+            rules.handled_net,
+            access::NET_BIND_TCP | access::NET_CONNECT_TCP
+        );
+        assert!(rules.net.is_empty());
+        let json = rules.to_annotation();
+        assert_eq!(LandlockRules::from_annotation(&json).unwrap(), rules);
+        assert!(LandlockRules::from_profile(&load_builtin("trusted").unwrap()).is_none());
+    }
+
+    #[test]
+    fn annotation_schema_defaults_and_errors() {
+        let r = LandlockRules::from_annotation(
+            r#"{"abi": 4, "fs": [{"path": "/data", "access": 12}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.mode, LandlockMode::BestEffort);
+        assert_eq!(r.handled_fs(), access::fs_rights(4));
+        assert_eq!(r.handled_net, 0);
+        let strict = LandlockRules::from_annotation(
+            r#"{"abi": 6, "mode": "strict", "handled_fs": 0, "scoped": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(strict.mode, LandlockMode::Strict);
+
+        let bad = [
+            (r#"{"abi": 4, "extra": 1}"#, "unknown field"),
+            (r#"{"abi": 0}"#, "abi 0"),
+            (r#"{"abi": 9}"#, "abi 9"),
+            (r#"{"abi": 4, "mode": "lax"}"#, "unknown variant"),
+            (r#"{"abi": 3, "handled_net": 3}"#, "handled_net"),
+            (r#"{"abi": 5, "scoped": 1}"#, "scoped"),
+            (r#"{"abi": 2, "handled_fs": 32767}"#, "handled_fs"),
+            (
+                r#"{"abi": 4, "fs": [{"path": "data", "access": 4}]}"#,
+                "absolute",
+            ),
+            (
+                r#"{"abi": 4, "handled_fs": 4, "fs": [{"path": "/d", "access": 8}]}"#,
+                "not within",
+            ),
+            (
+                r#"{"abi": 4, "handled_net": 2, "net": [{"port": 80, "access": 1}]}"#,
+                "not within",
+            ),
+            (
+                r#"{"abi": 4, "net": [{"port": 70000, "access": 2}]}"#,
+                "70000",
+            ),
+            (r#"{"abi": 4, "handled_fs": 0}"#, "restrict nothing"),
+            ("not json", "expected"),
+        ];
+        for (json, needle) in bad {
+            let err = LandlockRules::from_annotation(json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn report_says_what_was_degraded() {
+        let r = LandlockReport {
+            requested_abi: 7,
+            kernel_abi: 3,
+            applied_abi: 3,
+            enforcement: Enforcement::Partial,
+            dropped_fs: access::FS_IOCTL_DEV,
+            dropped_net: access::NET_CONNECT_TCP,
+            dropped_scopes: access::SCOPE_SIGNAL,
+            skipped: vec![("/data".into(), "missing".to_owned())],
+        };
+        let d = r.degradations().join("\n");
+        for needle in [
+            "abi 7 applied at abi 3",
+            "ioctl_dev",
+            "connect",
+            "signal",
+            "/data",
+        ] {
+            assert!(d.contains(needle), "{d}");
+        }
+    }
 }

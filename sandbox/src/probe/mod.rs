@@ -154,16 +154,25 @@ pub fn seccomp_support() -> SeccompSupport {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// User namespace limits under `proc_root`.
 pub fn user_namespaces(proc_root: &Path) -> UserNamespaces {
-    let flag = |p: &str| read_trimmed(&proc_root.join(p)).and_then(|v| v.parse::<u64>().ok()).map(|v| v != 0);
+    let flag = |p: &str| {
+        read_trimmed(&proc_root.join(p))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|v| v != 0)
+    };
     UserNamespaces {
-        max_user_namespaces: read_trimmed(&proc_root.join("sys/user/max_user_namespaces")).and_then(|v| v.parse().ok()),
+        max_user_namespaces: read_trimmed(&proc_root.join("sys/user/max_user_namespaces"))
+            .and_then(|v| v.parse().ok()),
         unprivileged_userns_clone: flag("sys/kernel/unprivileged_userns_clone"),
-        apparmor_restrict_unprivileged_userns: flag("sys/kernel/apparmor_restrict_unprivileged_userns"),
+        apparmor_restrict_unprivileged_userns: flag(
+            "sys/kernel/apparmor_restrict_unprivileged_userns",
+        ),
     }
 }
 
@@ -173,9 +182,11 @@ pub fn cgroup_version(sys_root: &Path) -> CgroupVersion {
     if root.join("cgroup.controllers").exists() {
         return CgroupVersion::V2;
     }
-    let v1 = ["memory", "cpu", "pids", "cpuset", "devices", "freezer", "blkio"]
-        .iter()
-        .any(|c| root.join(c).is_dir());
+    let v1 = [
+        "memory", "cpu", "pids", "cpuset", "devices", "freezer", "blkio",
+    ]
+    .iter()
+    .any(|c| root.join(c).is_dir());
     match (v1, root.join("unified/cgroup.controllers").exists()) {
         (true, true) => CgroupVersion::Hybrid,
         (true, false) => CgroupVersion::V1,
@@ -187,7 +198,10 @@ pub fn cgroup_version(sys_root: &Path) -> CgroupVersion {
 /// Whether `proc_root/filesystems` lists overlayfs (it may still load as a module on demand).
 pub fn overlayfs(proc_root: &Path) -> bool {
     std::fs::read_to_string(proc_root.join("filesystems"))
-        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some("overlay")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
         .unwrap_or(false)
 }
 
@@ -236,7 +250,10 @@ impl Features {
         put("seccomp.enabled", self.seccomp.available.to_string());
         put("seccomp.actions", self.seccomp.actions.join(","));
         put("userns", self.user_namespaces.available().to_string());
-        put("userns.unprivileged", self.user_namespaces.unprivileged().to_string());
+        put(
+            "userns.unprivileged",
+            self.user_namespaces.unprivileged().to_string(),
+        );
         put("cgroup", self.cgroup.as_str().to_owned());
         put("overlayfs", self.overlayfs.to_string());
         put("pidfd_open", self.pidfd_open.to_string());
@@ -253,7 +270,10 @@ impl Features {
         let mut d = Vec::new();
         let abi = self.landlock_abi;
         if abi == 0 {
-            d.push("landlock unavailable: profiles' filesystem and network rules are not enforced".to_owned());
+            d.push(
+                "landlock unavailable: profiles' filesystem and network rules are not enforced"
+                    .to_owned(),
+            );
         } else {
             for (need, what) in [
                 (2, "file reparenting (refer)"),
@@ -277,14 +297,19 @@ impl Features {
         if !self.user_namespaces.available() {
             d.push("user namespaces disabled (max_user_namespaces = 0)".to_owned());
         } else if !self.user_namespaces.unprivileged() {
-            d.push("unprivileged user namespaces restricted (rootless containers unavailable)".to_owned());
+            d.push(
+                "unprivileged user namespaces restricted (rootless containers unavailable)"
+                    .to_owned(),
+            );
         }
         match self.cgroup {
             CgroupVersion::V1 => d.push("cgroup v1 only: no unified hierarchy".to_owned()),
             CgroupVersion::Hybrid => {
                 d.push("cgroup hybrid: limits are applied through the v1 controllers".to_owned());
             }
-            CgroupVersion::Unknown => d.push("no cgroup filesystem found: limits cannot be applied".to_owned()),
+            CgroupVersion::Unknown => {
+                d.push("no cgroup filesystem found: limits cannot be applied".to_owned())
+            }
             CgroupVersion::V2 => {}
         }
         if !self.overlayfs {
@@ -330,7 +355,11 @@ mod tests {
         assert_eq!(user_namespaces(t.path()), UserNamespaces::default());
         assert!(user_namespaces(t.path()).unprivileged());
         write(t.path(), "sys/user/max_user_namespaces", "63000\n");
-        write(t.path(), "sys/kernel/apparmor_restrict_unprivileged_userns", "1\n");
+        write(
+            t.path(),
+            "sys/kernel/apparmor_restrict_unprivileged_userns",
+            "1\n",
+        );
         let u = user_namespaces(t.path());
         assert_eq!(u.max_user_namespaces, Some(63000));
         assert!(u.available());
@@ -346,7 +375,11 @@ mod tests {
     fn overlayfs_from_a_fake_proc() {
         let t = tempfile::tempdir().unwrap();
         assert!(!overlayfs(t.path()));
-        write(t.path(), "filesystems", "nodev\tsysfs\n\text4\nnodev\toverlay\n");
+        write(
+            t.path(),
+            "filesystems",
+            "nodev\tsysfs\n\text4\nnodev\toverlay\n",
+        );
         assert!(overlayfs(t.path()));
     }
 

@@ -167,6 +167,9 @@ mod tests {
         assert_eq!(fs_min_abi(FS_IOCTL_DEV), 5);
         assert_eq!(net_rights(3), 0);
         assert_eq!(scopes(6), 3);
-        assert_eq!(names(FS_NAMES, FS_GROUP_READ), vec!["read_file", "read_dir"]);
+        assert_eq!(
+            names(FS_NAMES, FS_GROUP_READ),
+            vec!["read_file", "read_dir"]
+        );
     }
 }

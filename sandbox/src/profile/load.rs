@@ -157,14 +157,20 @@ pub fn load_file(path: &Path) -> Result<Profile, ProfileError> {
 
 /// Parses a profile from `text`; `label` names it in errors and relative `extends` paths
 /// start from `dir` (none: only built-in names may be extended).
-pub fn load_str(name: &str, label: &str, text: &str, dir: Option<&Path>) -> Result<Profile, ProfileError> {
+pub fn load_str(
+    name: &str,
+    label: &str,
+    text: &str,
+    dir: Option<&Path>,
+) -> Result<Profile, ProfileError> {
     let layer = parse_layer(label.to_owned(), dir.map(Path::to_owned), text.to_owned())?;
     build(name.to_owned(), chain(layer)?)
 }
 
 /// Loads built-in profile `name` (`agent`, `experiment` or `trusted`).
 pub fn load_builtin(name: &str) -> Result<Profile, ProfileError> {
-    let layer = builtin_layer(name).ok_or_else(|| ProfileError::UnknownBuiltin(name.to_owned()))??;
+    let layer =
+        builtin_layer(name).ok_or_else(|| ProfileError::UnknownBuiltin(name.to_owned()))??;
     build(name.to_owned(), chain(layer)?)
 }
 
@@ -223,13 +229,17 @@ fn chain(first: Layer) -> Result<Vec<Layer>, ProfileError> {
         }
         let target = ext.get_ref();
         let next = if !target.contains('/') && !target.ends_with(".toml") {
-            builtin_layer(target).ok_or_else(|| err(format!("no built-in profile is called `{target}`")))??
+            builtin_layer(target)
+                .ok_or_else(|| err(format!("no built-in profile is called `{target}`")))??
         } else {
             let Some(dir) = &last.dir else {
-                return Err(err(format!("a built-in profile cannot extend the file `{target}`")));
+                return Err(err(format!(
+                    "a built-in profile cannot extend the file `{target}`"
+                )));
             };
             let path = dir.join(target);
-            let text = std::fs::read_to_string(&path).map_err(|e| err(format!("read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err(format!("read {}: {e}", path.display())))?;
             let next_dir = path.parent().map(Path::to_owned);
             parse_layer(path.display().to_string(), next_dir, text)?
         };
@@ -285,7 +295,12 @@ fn build(name: String, layers: Vec<Layer>) -> Result<Profile, ProfileError> {
         apply_layer(&ctx, &layer.raw, &mut acc)?;
     }
     let first = &layers[0];
-    finish(name, layers.iter().map(|l| l.label.clone()).collect(), first, acc)
+    finish(
+        name,
+        layers.iter().map(|l| l.label.clone()).collect(),
+        first,
+        acc,
+    )
 }
 
 fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), ProfileError> {
@@ -340,7 +355,11 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
                     if CAPABILITIES.contains(&name.as_str()) {
                         Ok(name.clone())
                     } else {
-                        Err(ctx.invalid(&c.span(), key, format!("unknown capability `{name}` (write CAP_*)")))
+                        Err(ctx.invalid(
+                            &c.span(),
+                            key,
+                            format!("unknown capability `{name}` (write CAP_*)"),
+                        ))
                     }
                 })
                 .collect()
@@ -376,8 +395,9 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
             };
             let limit = |v: &RawLimitValue| -> Result<u64, ProfileError> {
                 match v {
-                    RawLimitValue::Number(n) => u64::try_from(*n)
-                        .map_err(|_| ctx.invalid(&value.span(), &rule, "a limit cannot be negative")),
+                    RawLimitValue::Number(n) => u64::try_from(*n).map_err(|_| {
+                        ctx.invalid(&value.span(), &rule, "a limit cannot be negative")
+                    }),
                     RawLimitValue::Word(w) if w == "unlimited" => Ok(u64::MAX),
                     RawLimitValue::Word(w) => Err(ctx.invalid(
                         &value.span(),
@@ -394,9 +414,14 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
                 RawRlimit::Pair(p) => (limit(&p.soft)?, limit(&p.hard)?),
             };
             if soft > hard {
-                return Err(ctx.invalid(&value.span(), &rule, "the soft limit is above the hard limit"));
+                return Err(ctx.invalid(
+                    &value.span(),
+                    &rule,
+                    "the soft limit is above the hard limit",
+                ));
             }
-            acc.rlimits.insert((*name).to_owned(), Rlimit { soft, hard });
+            acc.rlimits
+                .insert((*name).to_owned(), Rlimit { soft, hard });
         }
     }
     if let Some(c) = &raw.cgroup {
@@ -409,7 +434,11 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
         if let Some(p) = &c.pids {
             let v = *p.get_ref();
             if v < 1 && v != -1 {
-                return Err(ctx.invalid(&p.span(), "cgroup.pids", "must be at least 1 (or -1: unlimited)"));
+                return Err(ctx.invalid(
+                    &p.span(),
+                    "cgroup.pids",
+                    "must be at least 1 (or -1: unlimited)",
+                ));
             }
             acc.cgroup.pids = Some(v);
         }
@@ -427,15 +456,27 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
         if let Some(cpus) = &c.cpus {
             let v = *cpus.get_ref();
             if !(v > 0.0 && v <= 4096.0) {
-                return Err(ctx.invalid(&cpus.span(), "cgroup.cpus", "must be above 0 and at most 4096"));
+                return Err(ctx.invalid(
+                    &cpus.span(),
+                    "cgroup.cpus",
+                    "must be above 0 and at most 4096",
+                ));
             }
             let period = acc.cgroup.cpu_period.unwrap_or(100_000);
             acc.cgroup.cpu_period = Some(period);
             acc.cgroup.cpu_quota = Some(((v * period as f64).round() as i64).max(1000));
         }
         for (src, dst, key) in [
-            (&c.cpuset_cpus, &mut acc.cgroup.cpuset_cpus, "cgroup.cpuset_cpus"),
-            (&c.cpuset_mems, &mut acc.cgroup.cpuset_mems, "cgroup.cpuset_mems"),
+            (
+                &c.cpuset_cpus,
+                &mut acc.cgroup.cpuset_cpus,
+                "cgroup.cpuset_cpus",
+            ),
+            (
+                &c.cpuset_mems,
+                &mut acc.cgroup.cpuset_mems,
+                "cgroup.cpuset_mems",
+            ),
         ] {
             if let Some(s) = src {
                 let v = s.get_ref();
@@ -445,7 +486,11 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
                         ends.all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
                     });
                 if !ok {
-                    return Err(ctx.invalid(&s.span(), key, format!("`{v}` is not a list like 0-3,8")));
+                    return Err(ctx.invalid(
+                        &s.span(),
+                        key,
+                        format!("`{v}` is not a list like 0-3,8"),
+                    ));
                 }
                 *dst = Some(v.clone());
             }
@@ -459,8 +504,13 @@ fn bytes(ctx: &Ctx<'_>, v: &Spanned<RawLimitValue>, key: &str) -> Result<i64, Pr
         RawLimitValue::Number(n) if *n > 0 => Ok(*n),
         RawLimitValue::Number(_) => Err(ctx.invalid(&v.span(), key, "must be positive")),
         RawLimitValue::Word(w) if w == "unlimited" => Ok(-1),
-        RawLimitValue::Word(w) => parse_size(w)
-            .ok_or_else(|| ctx.invalid(&v.span(), key, format!("`{w}` is not a size like 512MiB or 4GiB"))),
+        RawLimitValue::Word(w) => parse_size(w).ok_or_else(|| {
+            ctx.invalid(
+                &v.span(),
+                key,
+                format!("`{w}` is not a size like 512MiB or 4GiB"),
+            )
+        }),
     }
 }
 
@@ -482,9 +532,18 @@ fn parse_size(s: &str) -> Option<i64> {
 
 fn apply_seccomp(ctx: &Ctx<'_>, s: &RawSeccomp, acc: &mut Acc) -> Result<(), ProfileError> {
     if let Some(a) = &s.default_action {
-        acc.default_action = Some(action(ctx, a, s.default_errno.as_ref(), "seccomp.default_action")?);
+        acc.default_action = Some(action(
+            ctx,
+            a,
+            s.default_errno.as_ref(),
+            "seccomp.default_action",
+        )?);
     } else if let Some(e) = &s.default_errno {
-        return Err(ctx.invalid(&e.span(), "seccomp.default_errno", "goes with default_action"));
+        return Err(ctx.invalid(
+            &e.span(),
+            "seccomp.default_errno",
+            "goes with default_action",
+        ));
     }
     if let Some(d) = s.deny_newer_syscalls {
         acc.deny_newer_syscalls = Some(d);
@@ -497,7 +556,11 @@ fn apply_seccomp(ctx: &Ctx<'_>, s: &RawSeccomp, acc: &mut Acc) -> Result<(), Pro
     Ok(())
 }
 
-fn seccomp_rule(ctx: &Ctx<'_>, r: &Spanned<RawRule>, label: &str) -> Result<SeccompRule, ProfileError> {
+fn seccomp_rule(
+    ctx: &Ctx<'_>,
+    r: &Spanned<RawRule>,
+    label: &str,
+) -> Result<SeccompRule, ProfileError> {
     let raw: &RawRule = r.get_ref();
     if raw.syscalls.is_empty() {
         return Err(ctx.invalid(&r.span(), label, "names no syscall"));
@@ -538,20 +601,29 @@ fn action(
             RawErrno::Number(n) => u16::try_from(*n)
                 .ok()
                 .filter(|v| *v <= crate::filter::ir::MAX_ERRNO)
-                .ok_or_else(|| ctx.invalid(&e.span(), label, format!("errno {n} is not in 0..=4095"))),
+                .ok_or_else(|| {
+                    ctx.invalid(&e.span(), label, format!("errno {n} is not in 0..=4095"))
+                }),
             RawErrno::Name(s) => errno_by_name(s).ok_or_else(|| {
                 let known: Vec<&str> = errno_names().collect();
                 ctx.invalid(
                     &e.span(),
                     label,
-                    format!("unknown errno `{s}` (known: {}; or give a number)", known.join(", ")),
+                    format!(
+                        "unknown errno `{s}` (known: {}; or give a number)",
+                        known.join(", ")
+                    ),
                 )
             }),
         }
     };
     let no_errno = |a: Action| -> Result<Action, ProfileError> {
         match errno {
-            Some(e) => Err(ctx.invalid(&e.span(), label, format!("`errno` does not go with action {a}"))),
+            Some(e) => Err(ctx.invalid(
+                &e.span(),
+                label,
+                format!("`errno` does not go with action {a}"),
+            )),
             None => Ok(a),
         }
     };
@@ -578,7 +650,8 @@ fn arg(ctx: &Ctx<'_>, a: &Spanned<RawArg>, label: &str) -> Result<ArgCondition, 
         .ok()
         .filter(|i| *i <= 5)
         .ok_or_else(|| bad(format!("argument index {} is not in 0..=5", raw.index)))?;
-    let value = u64::try_from(raw.value).map_err(|_| bad(format!("value {} is negative", raw.value)))?;
+    let value =
+        u64::try_from(raw.value).map_err(|_| bad(format!("value {} is negative", raw.value)))?;
     let width = match raw.width {
         None | Some(64) => Width::Bits64,
         Some(32) => Width::Bits32,
@@ -630,7 +703,11 @@ fn access_bits(
     for n in names {
         let Some((_, b)) = table.iter().find(|(k, _)| k == n) else {
             let known: Vec<&str> = table.iter().map(|(k, _)| *k).collect();
-            return Err(ctx.invalid(span, label, format!("unknown access `{n}` (known: {})", known.join(", "))));
+            return Err(ctx.invalid(
+                span,
+                label,
+                format!("unknown access `{n}` (known: {})", known.join(", ")),
+            ));
         };
         bits |= b;
     }
@@ -682,7 +759,13 @@ fn apply_landlock(ctx: &Ctx<'_>, l: &RawLandlock, acc: &mut Acc) -> Result<(), P
         let bits = if s.get_ref().is_empty() {
             0
         } else {
-            access_bits(ctx, &s.span(), "landlock.scope", s.get_ref(), access::SCOPE_NAMES)?
+            access_bits(
+                ctx,
+                &s.span(),
+                "landlock.scope",
+                s.get_ref(),
+                access::SCOPE_NAMES,
+            )?
         };
         acc.ll_scope = Some((bits, ctx.origin(&s.span())));
     }
@@ -691,7 +774,11 @@ fn apply_landlock(ctx: &Ctx<'_>, l: &RawLandlock, acc: &mut Acc) -> Result<(), P
         let raw = r.get_ref();
         let path = PathBuf::from(&raw.path);
         if !path.is_absolute() {
-            return Err(ctx.invalid(&r.span(), &label, format!("`{}` is not an absolute path", raw.path)));
+            return Err(ctx.invalid(
+                &r.span(),
+                &label,
+                format!("`{}` is not an absolute path", raw.path),
+            ));
         }
         let access = access_bits(ctx, &r.span(), &label, &raw.access, access::FS_NAMES)?;
         acc.ll_fs.push(FsRule {
@@ -703,8 +790,13 @@ fn apply_landlock(ctx: &Ctx<'_>, l: &RawLandlock, acc: &mut Acc) -> Result<(), P
     for (i, r) in l.net.iter().flatten().enumerate() {
         let label = format!("landlock.net[{i}]");
         let raw = r.get_ref();
-        let port = u16::try_from(raw.port)
-            .map_err(|_| ctx.invalid(&r.span(), &label, format!("port {} is not in 0..=65535", raw.port)))?;
+        let port = u16::try_from(raw.port).map_err(|_| {
+            ctx.invalid(
+                &r.span(),
+                &label,
+                format!("port {} is not in 0..=65535", raw.port),
+            )
+        })?;
         let access = access_bits(ctx, &r.span(), &label, &raw.access, access::NET_NAMES)?;
         acc.ll_net.push(NetRule {
             port,
@@ -715,7 +807,12 @@ fn apply_landlock(ctx: &Ctx<'_>, l: &RawLandlock, acc: &mut Acc) -> Result<(), P
     Ok(())
 }
 
-fn finish(name: String, chain: Vec<String>, first: &Layer, acc: Acc) -> Result<Profile, ProfileError> {
+fn finish(
+    name: String,
+    chain: Vec<String>,
+    first: &Layer,
+    acc: Acc,
+) -> Result<Profile, ProfileError> {
     let whole_file = |rule: &str, message: &str| ProfileError::Invalid {
         file: first.label.clone(),
         line: 1,
@@ -743,12 +840,20 @@ fn finish(name: String, chain: Vec<String>, first: &Layer, acc: Acc) -> Result<P
     let restrict_net = acc.ll_restrict_net.as_ref().is_some_and(|(r, _)| *r);
     if let Some((true, o)) = &acc.ll_restrict_net {
         if abi < 4 {
-            return Err(at(o, "landlock.restrict_net", format!("needs abi >= 4, the profile says {abi}")));
+            return Err(at(
+                o,
+                "landlock.restrict_net",
+                format!("needs abi >= 4, the profile says {abi}"),
+            ));
         }
     }
     if let Some((bits, o)) = &acc.ll_scope {
         if *bits != 0 && abi < 6 {
-            return Err(at(o, "landlock.scope", format!("needs abi >= 6, the profile says {abi}")));
+            return Err(at(
+                o,
+                "landlock.scope",
+                format!("needs abi >= 6, the profile says {abi}"),
+            ));
         }
     }
     let mut fs = acc.ll_fs;

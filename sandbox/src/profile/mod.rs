@@ -23,7 +23,10 @@ pub use model::{
 
 /// The TOML source of built-in profile `name`.
 pub fn builtin_source(name: &str) -> Option<&'static str> {
-    load::BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    load::BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
 }
 
 #[cfg(test)]

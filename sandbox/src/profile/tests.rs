@@ -30,12 +30,20 @@ fn builtins_load_and_say_what_they_are() {
     assert!(agent.seccomp.deny_newer_syscalls);
     assert!(agent.landlock.enabled && agent.landlock.restrict_fs && agent.landlock.restrict_net);
     assert!(agent.landlock.net.is_empty());
-    assert_eq!(agent.landlock.scope, access::SCOPE_ABSTRACT_UNIX_SOCKET | access::SCOPE_SIGNAL);
+    assert_eq!(
+        agent.landlock.scope,
+        access::SCOPE_ABSTRACT_UNIX_SOCKET | access::SCOPE_SIGNAL
+    );
     assert_eq!(agent.cgroup.pids, Some(512));
     assert_eq!(agent.cgroup.memory, Some(4 << 30));
     assert_eq!(agent.cgroup.cpu_quota, Some(200_000));
     assert_eq!(agent.rlimits["RLIMIT_CORE"], Rlimit { soft: 0, hard: 0 });
-    let ws = agent.landlock.fs.iter().find(|r| r.path == Path::new("/workspace")).unwrap();
+    let ws = agent
+        .landlock
+        .fs
+        .iter()
+        .find(|r| r.path == Path::new("/workspace"))
+        .unwrap();
     assert_eq!(ws.access & access::FS_GROUP_WRITE, access::FS_GROUP_WRITE);
 
     let experiment = load_builtin("experiment").unwrap();
@@ -49,7 +57,10 @@ fn builtins_load_and_say_what_they_are() {
     assert!(!trusted.no_new_privs);
     assert!(!trusted.landlock.enabled);
 
-    assert!(matches!(load_builtin("nope"), Err(ProfileError::UnknownBuiltin(_))));
+    assert!(matches!(
+        load_builtin("nope"),
+        Err(ProfileError::UnknownBuiltin(_))
+    ));
 }
 
 #[test]
@@ -60,7 +71,11 @@ fn every_builtin_rule_has_a_comment_saying_what_it_stops() {
         for (i, l) in lines.iter().enumerate() {
             if l.trim() == "[[seccomp.rule]]" || l.trim() == "[[landlock.fs]]" {
                 let next = lines.get(i + 1).map(|s| s.trim()).unwrap_or("");
-                assert!(next.starts_with('#'), "{name}.toml:{}: rule without a comment", i + 1);
+                assert!(
+                    next.starts_with('#'),
+                    "{name}.toml:{}: rule without a comment",
+                    i + 1
+                );
             }
         }
     }
@@ -68,17 +83,26 @@ fn every_builtin_rule_has_a_comment_saying_what_it_stops() {
 
 #[test]
 fn unknown_key_names_file_and_line() {
-    let text = "description = \"x\"\n\n[seccomp]\ndefault_action = \"allow\"\ndefault_acton = \"errno\"\n";
+    let text =
+        "description = \"x\"\n\n[seccomp]\ndefault_action = \"allow\"\ndefault_acton = \"errno\"\n";
     let err = load_str("p", "my.toml", text, None).unwrap_err();
     match &err {
-        ProfileError::Parse { file, line, message, .. } => {
+        ProfileError::Parse {
+            file,
+            line,
+            message,
+            ..
+        } => {
             assert_eq!(file, "my.toml");
             assert_eq!(*line, 5);
             assert!(message.contains("default_acton"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().starts_with("parse profile my.toml:5:"), "{err}");
+    assert!(
+        err.to_string().starts_with("parse profile my.toml:5:"),
+        "{err}"
+    );
 
     // Inside an array of tables too.
     let text = "[seccomp]\ndefault_action = \"allow\"\n[[seccomp.rule]]\nsyscalls = [\"mount\"]\naction = \"errno\"\nerrrno = 1\n";
@@ -91,8 +115,16 @@ fn invalid_values_name_file_line_and_rule() {
     let text = "[seccomp]\ndefault_action = \"allow\"\n\n[[seccomp.rule]]\nsyscalls = [\"mount\"]\naction = \"errno\"\n\n[[seccomp.rule]]\nsyscalls = [\"read\", \"mkdri\"]\naction = \"errno\"\n";
     let err = load_str("p", "typo.toml", text, None).unwrap_err();
     match &err {
-        ProfileError::Invalid { file, line, rule, message } => {
-            assert_eq!((file.as_str(), *line, rule.as_str()), ("typo.toml", 9, "seccomp.rule[1]"));
+        ProfileError::Invalid {
+            file,
+            line,
+            rule,
+            message,
+        } => {
+            assert_eq!(
+                (file.as_str(), *line, rule.as_str()),
+                ("typo.toml", 9, "seccomp.rule[1]")
+            );
             assert!(message.contains("mkdri"));
         }
         other => panic!("{other:?}"),
@@ -103,9 +135,24 @@ fn invalid_values_name_file_line_and_rule() {
     );
 
     let cases: &[(&str, usize, &str, &str)] = &[
-        ("[seccomp]\ndefault_action = \"deny\"\n", 2, "seccomp.default_action", "unknown action"),
-        ("[seccomp]\ndefault_action = \"errno\"\ndefault_errno = \"EWHAT\"\n", 3, "seccomp.default_action", "unknown errno"),
-        ("[seccomp]\ndefault_action = \"allow\"\ndefault_errno = 1\n", 3, "seccomp.default_action", "does not go"),
+        (
+            "[seccomp]\ndefault_action = \"deny\"\n",
+            2,
+            "seccomp.default_action",
+            "unknown action",
+        ),
+        (
+            "[seccomp]\ndefault_action = \"errno\"\ndefault_errno = \"EWHAT\"\n",
+            3,
+            "seccomp.default_action",
+            "unknown errno",
+        ),
+        (
+            "[seccomp]\ndefault_action = \"allow\"\ndefault_errno = 1\n",
+            3,
+            "seccomp.default_action",
+            "does not go",
+        ),
         (
             "[seccomp]\ndefault_action = \"allow\"\n[[seccomp.rule]]\nsyscalls = [\"ioctl\"]\naction = \"errno\"\nargs = [{ index = 7, op = \"eq\", value = 1 }]\n",
             6,
@@ -124,13 +171,48 @@ fn invalid_values_name_file_line_and_rule() {
             "seccomp.rule[0]",
             "32-bit",
         ),
-        ("workspace = \"rel/dir\"\n[seccomp]\ndefault_action = \"allow\"\n", 1, "workspace", "absolute"),
-        ("[capabilities]\nadd = [\"CAP_FLY\"]\n[seccomp]\ndefault_action = \"allow\"\n", 2, "capabilities.add", "CAP_FLY"),
-        ("[network]\nmode = \"bridge\"\n[seccomp]\ndefault_action = \"allow\"\n", 2, "network.mode", "bridge"),
-        ("[rlimits]\nnofile = { soft = 10, hard = 5 }\n[seccomp]\ndefault_action = \"allow\"\n", 2, "rlimits.nofile", "soft limit"),
-        ("[rlimits]\nnofiles = 5\n[seccomp]\ndefault_action = \"allow\"\n", 2, "rlimits.nofiles", "unknown limit"),
-        ("[cgroup]\nmemory = \"4GB\"\n[seccomp]\ndefault_action = \"allow\"\n", 2, "cgroup.memory", "4GB"),
-        ("[cgroup]\ncpuset_cpus = \"0-a\"\n[seccomp]\ndefault_action = \"allow\"\n", 2, "cgroup.cpuset_cpus", "0-a"),
+        (
+            "workspace = \"rel/dir\"\n[seccomp]\ndefault_action = \"allow\"\n",
+            1,
+            "workspace",
+            "absolute",
+        ),
+        (
+            "[capabilities]\nadd = [\"CAP_FLY\"]\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "capabilities.add",
+            "CAP_FLY",
+        ),
+        (
+            "[network]\nmode = \"bridge\"\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "network.mode",
+            "bridge",
+        ),
+        (
+            "[rlimits]\nnofile = { soft = 10, hard = 5 }\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "rlimits.nofile",
+            "soft limit",
+        ),
+        (
+            "[rlimits]\nnofiles = 5\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "rlimits.nofiles",
+            "unknown limit",
+        ),
+        (
+            "[cgroup]\nmemory = \"4GB\"\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "cgroup.memory",
+            "4GB",
+        ),
+        (
+            "[cgroup]\ncpuset_cpus = \"0-a\"\n[seccomp]\ndefault_action = \"allow\"\n",
+            2,
+            "cgroup.cpuset_cpus",
+            "0-a",
+        ),
         (
             "[seccomp]\ndefault_action = \"allow\"\n[landlock]\nabi = 4\n[[landlock.fs]]\npath = \"/dev\"\naccess = [\"ioctl_dev\"]\n",
             5,
@@ -159,7 +241,10 @@ fn invalid_values_name_file_line_and_rule() {
     for (text, line, rule, needle) in cases {
         match load_str("p", "c.toml", text, None) {
             Err(ProfileError::Invalid {
-                line: l, rule: r, message, ..
+                line: l,
+                rule: r,
+                message,
+                ..
             }) => {
                 assert_eq!((l, r.as_str()), (*line, *rule), "{text}: {message}");
                 assert!(message.contains(needle), "{text}: {message}");
@@ -215,7 +300,10 @@ pids = 64
     );
     let prof = load_file(&p).unwrap();
     assert_eq!(prof.name, "agent-net");
-    assert_eq!(prof.chain, [p.display().to_string(), "builtin:agent".to_owned()]);
+    assert_eq!(
+        prof.chain,
+        [p.display().to_string(), "builtin:agent".to_owned()]
+    );
     assert!(!prof.is_unmodified_builtin());
     assert_eq!(prof.network, NetworkMode::Loopback);
     assert!(prof.capabilities.contains("CAP_NET_BIND_SERVICE"));
@@ -226,17 +314,37 @@ pids = 64
     assert_eq!(prof.seccomp.default_action, Action::Allow);
     assert_eq!(prof.cgroup.memory, Some(4 << 30));
     assert_eq!(prof.cgroup.pids, Some(64));
-    assert_eq!(prof.rlimits["RLIMIT_NOFILE"], Rlimit { soft: 2048, hard: 2048 });
+    assert_eq!(
+        prof.rlimits["RLIMIT_NOFILE"],
+        Rlimit {
+            soft: 2048,
+            hard: 2048
+        }
+    );
     assert_eq!(prof.rlimits["RLIMIT_CORE"].hard, 0);
     // The extending file's rules come first, so its allow wins over agent's ptrace deny.
     assert_eq!(prof.seccomp.rules[0].syscalls, ["ptrace"]);
     assert_eq!(prof.seccomp.rules[0].action, Action::Allow);
-    assert_eq!(prof.seccomp.rules[0].origin.line, 12, "the rule's [[seccomp.rule]] header");
-    assert!(prof.seccomp.rules.iter().skip(1).any(|r| r.syscalls.contains(&"ptrace".to_owned())));
+    assert_eq!(
+        prof.seccomp.rules[0].origin.line, 12,
+        "the rule's [[seccomp.rule]] header"
+    );
+    assert!(
+        prof.seccomp
+            .rules
+            .iter()
+            .skip(1)
+            .any(|r| r.syscalls.contains(&"ptrace".to_owned()))
+    );
     // Landlock grants accumulate.
     assert_eq!(prof.landlock.net.len(), 1);
     assert_eq!(prof.landlock.net[0].port, 443);
-    assert!(prof.landlock.fs.iter().any(|r| r.path == Path::new("/data")));
+    assert!(
+        prof.landlock
+            .fs
+            .iter()
+            .any(|r| r.path == Path::new("/data"))
+    );
     assert!(prof.landlock.fs.iter().any(|r| r.path == Path::new("/tmp")));
 }
 
@@ -249,8 +357,16 @@ fn extends_chain_of_files_and_loops() {
         "base.toml",
         "[seccomp]\ndefault_action = \"errno\"\ndefault_errno = \"ENOSYS\"\n[[seccomp.rule]]\nsyscalls = [\"read\", \"write\"]\naction = \"allow\"\n",
     );
-    write(dir.path(), "mid.toml", "extends = \"base/base.toml\"\n[seccomp]\n[[seccomp.rule]]\nsyscalls = [\"write\"]\naction = \"errno\"\nerrno = 5\n");
-    let top = write(dir.path(), "top.toml", "extends = \"mid.toml\"\nno_new_privs = false\n");
+    write(
+        dir.path(),
+        "mid.toml",
+        "extends = \"base/base.toml\"\n[seccomp]\n[[seccomp.rule]]\nsyscalls = [\"write\"]\naction = \"errno\"\nerrno = 5\n",
+    );
+    let top = write(
+        dir.path(),
+        "top.toml",
+        "extends = \"mid.toml\"\nno_new_privs = false\n",
+    );
     let p = load_file(&top).unwrap();
     assert_eq!(p.chain.len(), 3);
     assert_eq!(p.seccomp.default_action, Action::Errno(38));
@@ -261,21 +377,34 @@ fn extends_chain_of_files_and_loops() {
     write(dir.path(), "a.toml", "extends = \"b.toml\"\n");
     let b = write(dir.path(), "b.toml", "extends = \"a.toml\"\n");
     let err = load_file(&b).unwrap_err();
-    assert!(matches!(err, ProfileError::Extends { line: 1, .. }), "{err}");
+    assert!(
+        matches!(err, ProfileError::Extends { line: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("loop"), "{err}");
 
     let m = write(dir.path(), "m.toml", "\n\nextends = \"missing.toml\"\n");
     let err = load_file(&m).unwrap_err();
-    assert!(matches!(&err, ProfileError::Extends { line: 3, file, .. } if file.ends_with("m.toml")), "{err}");
+    assert!(
+        matches!(&err, ProfileError::Extends { line: 3, file, .. } if file.ends_with("m.toml")),
+        "{err}"
+    );
 
     let u = write(dir.path(), "u.toml", "extends = \"agnet\"\n");
     assert!(load_file(&u).unwrap_err().to_string().contains("agnet"));
 
     // Errors inside an extended file name that file.
-    write(dir.path(), "bad.toml", "[seccomp]\ndefault_action = \"allow\"\nbogus = 1\n");
+    write(
+        dir.path(),
+        "bad.toml",
+        "[seccomp]\ndefault_action = \"allow\"\nbogus = 1\n",
+    );
     let t = write(dir.path(), "t.toml", "extends = \"bad.toml\"\n");
     let err = load_file(&t).unwrap_err();
-    assert!(matches!(&err, ProfileError::Parse { file, line: 3, .. } if file.ends_with("bad.toml")), "{err}");
+    assert!(
+        matches!(&err, ProfileError::Parse { file, line: 3, .. } if file.ends_with("bad.toml")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -293,7 +422,10 @@ errno = 7
 args = [{ index = 0, op = "ge", value = 1 }, { index = 1, op = "masked_eq", mask = 15, value = 3, width = 32 }]
 "#;
     let p = load_str("x", "x.toml", text, None).unwrap();
-    assert_eq!(p.capabilities.iter().collect::<Vec<_>>(), ["CAP_CHOWN", "CAP_KILL"]);
+    assert_eq!(
+        p.capabilities.iter().collect::<Vec<_>>(),
+        ["CAP_CHOWN", "CAP_KILL"]
+    );
     let r = &p.seccomp.rules[0];
     assert_eq!(r.action, Action::Trace(7));
     assert_eq!(r.args[0].op, CmpOp::Ge);

@@ -79,7 +79,11 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     fn hash(kind: &str, arch: Arch, body: &[u8]) -> Self {
         let mut h = Sha256::new();
-        for part in [COMPILER_VERSION.as_bytes(), kind.as_bytes(), arch.name().as_bytes()] {
+        for part in [
+            COMPILER_VERSION.as_bytes(),
+            kind.as_bytes(),
+            arch.name().as_bytes(),
+        ] {
             h.update(part);
             h.update([0u8]);
         }
@@ -127,7 +131,10 @@ fn check_owner(meta: &std::fs::Metadata) -> Result<(), String> {
         return Err(format!("owned by uid {}, not root", meta.uid()));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!("mode {:o} is writable by group or others", meta.mode() & 0o7777));
+        return Err(format!(
+            "mode {:o} is writable by group or others",
+            meta.mode() & 0o7777
+        ));
     }
     Ok(())
 }
@@ -138,7 +145,8 @@ impl FilterCache {
         match std::fs::create_dir(path) {
             Ok(()) => {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err(path))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(path)(e)),
@@ -148,7 +156,8 @@ impl FilterCache {
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
+                if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR)
+                {
                     CacheError::Insecure {
                         path: path.to_owned(),
                         reason: "not a directory (or a symlink to one)".to_owned(),
@@ -209,7 +218,9 @@ impl FilterCache {
         let mut file = match self.openat(&name, libc::O_RDONLY, 0) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(poisoned("a symlink".to_owned())),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(poisoned("a symlink".to_owned()));
+            }
             Err(e) => return Err(io_err(&path)(e)),
         };
         let meta = file.metadata().map_err(io_err(&path))?;
@@ -243,8 +254,10 @@ impl FilterCache {
         let written = f.write_all(&bytes).and_then(|()| f.sync_all());
         drop(f);
         let renamed = written.and_then(|()| {
-            let from = CString::new(tmp.as_str()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-            let to = CString::new(name.as_str()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            let from = CString::new(tmp.as_str())
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            let to = CString::new(name.as_str())
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
             let fd = self.dir.as_raw_fd();
             // SAFETY: both names are NUL-terminated and alive for the call; `fd` is the open
             // cache directory.
@@ -276,7 +289,9 @@ impl FilterCache {
         match self.lookup(key, arch) {
             Ok(Some(hit)) => return Ok(hit),
             Ok(None) => {}
-            Err(e @ CacheError::Poisoned { .. }) => notes.push(format!("refused and replaced: {e}")),
+            Err(e @ CacheError::Poisoned { .. }) => {
+                notes.push(format!("refused and replaced: {e}"))
+            }
             Err(e) => notes.push(format!("cache not read: {e}")),
         }
         let mut filter = compile()?;
@@ -312,7 +327,11 @@ fn encode(key: &CacheKey, filter: &CompiledFilter) -> Vec<u8> {
         body.extend_from_slice(&i.k.to_le_bytes());
     }
     body.extend_from_slice(&warnings);
-    let digest: [u8; 32] = Sha256::new().chain_update(&head).chain_update(&body).finalize().into();
+    let digest: [u8; 32] = Sha256::new()
+        .chain_update(&head)
+        .chain_update(&body)
+        .finalize()
+        .into();
     head.extend_from_slice(&digest);
     head.extend_from_slice(&body);
     head

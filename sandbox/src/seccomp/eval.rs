@@ -51,7 +51,13 @@ impl SeccompData {
         if k % 4 != 0 || k >= SECCOMP_DATA_LEN {
             return None;
         }
-        let half = |v: u64, k: u32| if k % 8 == 0 { v as u32 } else { (v >> 32) as u32 };
+        let half = |v: u64, k: u32| {
+            if k % 8 == 0 {
+                v as u32
+            } else {
+                (v >> 32) as u32
+            }
+        };
         Some(match k {
             0 => self.nr,
             4 => self.arch,
@@ -211,7 +217,12 @@ mod tests {
     use super::*;
 
     fn s(code: u16, k: u32) -> sock_filter {
-        sock_filter { code, jt: 0, jf: 0, k }
+        sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
     }
     fn j(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
         sock_filter { code, jt, jf, k }
@@ -259,8 +270,14 @@ mod tests {
     fn rejects_bad_programs() {
         let d = SeccompData::new(Arch::X86_64, 0, [0; 6]);
         assert_eq!(run(&[s(0x20, 0)], &d), Err(EvalError::OutOfBounds(1)));
-        assert_eq!(run(&[s(0x20, 66)], &d), Err(EvalError::BadOffset { pc: 0, k: 66 }));
-        assert!(matches!(run(&[s(0x28, 0)], &d), Err(EvalError::BadInstruction { .. })));
+        assert_eq!(
+            run(&[s(0x20, 66)], &d),
+            Err(EvalError::BadOffset { pc: 0, k: 66 })
+        );
+        assert!(matches!(
+            run(&[s(0x28, 0)], &d),
+            Err(EvalError::BadInstruction { .. })
+        ));
     }
 
     #[test]
@@ -270,8 +287,14 @@ mod tests {
         let kill = [s(0x06, libc::SECCOMP_RET_KILL_PROCESS)];
         let log = [s(0x06, libc::SECCOMP_RET_LOG)];
         let d = SeccompData::new(Arch::X86_64, 0, [0; 6]);
-        assert_eq!(run_stack(&[&allow, &errno], &d), Ok(libc::SECCOMP_RET_ERRNO | 1));
-        assert_eq!(run_stack(&[&errno, &kill], &d), Ok(libc::SECCOMP_RET_KILL_PROCESS));
+        assert_eq!(
+            run_stack(&[&allow, &errno], &d),
+            Ok(libc::SECCOMP_RET_ERRNO | 1)
+        );
+        assert_eq!(
+            run_stack(&[&errno, &kill], &d),
+            Ok(libc::SECCOMP_RET_KILL_PROCESS)
+        );
         assert_eq!(run_stack(&[&allow, &log], &d), Ok(libc::SECCOMP_RET_LOG));
     }
 }

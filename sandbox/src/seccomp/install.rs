@@ -65,7 +65,9 @@ pub fn set_no_new_privs() -> Result<(), SeccompError> {
 /// Safe to call after `fork` in a multi-threaded parent: it allocates nothing.
 pub fn install(program: &[sock_filter], flags: InstallFlags) -> Result<(), SeccompError> {
     check_program(program)?;
-    let len = u16::try_from(program.len()).map_err(|_| SeccompError::Compile(crate::filter::CompileError::TooLarge { len: program.len() }))?;
+    let len = u16::try_from(program.len()).map_err(|_| {
+        SeccompError::Compile(crate::filter::CompileError::TooLarge { len: program.len() })
+    })?;
     let prog = libc::sock_fprog {
         len,
         // The kernel only reads through this pointer (copy_from_user).

@@ -18,7 +18,9 @@ pub use oci::{OciFilter, filter_from_oci};
 pub use seccompiler::{BpfProgram, sock_filter};
 
 pub use crate::filter::from_profile::filter_from_policy;
-pub use crate::filter::{Action, ArgCondition, CmpOp, CompileError, Filter, Rule, Width, check_program, compile};
+pub use crate::filter::{
+    Action, ArgCondition, CmpOp, CompileError, Filter, Rule, Width, check_program, compile,
+};
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -33,7 +35,9 @@ pub enum SeccompError {
     Compile(#[from] CompileError),
     /// A feature warren's compiler does not implement. The caller falls back to
     /// libcontainer's libseccomp path for this container (it must not drop the filter).
-    #[error("compile seccomp: {feature} is unsupported; fall back to libcontainer's libseccomp path")]
+    #[error(
+        "compile seccomp: {feature} is unsupported; fall back to libcontainer's libseccomp path"
+    )]
     Unsupported {
         /// The feature.
         feature: String,
@@ -157,7 +161,10 @@ pub fn builtin_filter(name: &str) -> Option<CompiledFilter> {
 /// The program for `profile` on the native architecture: the build-time program of an
 /// unmodified built-in profile, else the cached one (compiled and stored on a miss), else
 /// a fresh compile when no cache is given.
-pub fn filter_for_profile(profile: &Profile, cache: Option<&FilterCache>) -> Result<CompiledFilter, SeccompError> {
+pub fn filter_for_profile(
+    profile: &Profile,
+    cache: Option<&FilterCache>,
+) -> Result<CompiledFilter, SeccompError> {
     if profile.is_unmodified_builtin() {
         if let Some(f) = builtin_filter(&profile.name) {
             return Ok(f);
@@ -176,13 +183,21 @@ pub fn filter_for_profile(profile: &Profile, cache: Option<&FilterCache>) -> Res
 impl FilterCache {
     /// The program for an OCI `linux.seccomp` object on `arch`, from the cache or compiled
     /// and stored.
-    pub fn get_or_compile_oci(&self, seccomp: &LinuxSeccomp, arch: Arch) -> Result<CompiledFilter, SeccompError> {
+    pub fn get_or_compile_oci(
+        &self,
+        seccomp: &LinuxSeccomp,
+        arch: Arch,
+    ) -> Result<CompiledFilter, SeccompError> {
         let key = CacheKey::for_oci(seccomp, arch)?;
         self.get_or_insert(&key, arch, || compile_oci(seccomp, arch))
     }
 
     /// The program for a profile on `arch`, from the cache or compiled and stored.
-    pub fn get_or_compile_profile(&self, profile: &Profile, arch: Arch) -> Result<CompiledFilter, SeccompError> {
+    pub fn get_or_compile_profile(
+        &self,
+        profile: &Profile,
+        arch: Arch,
+    ) -> Result<CompiledFilter, SeccompError> {
         let key = CacheKey::for_policy(&profile.seccomp, arch)?;
         self.get_or_insert(&key, arch, || compile_profile(profile, arch))
     }

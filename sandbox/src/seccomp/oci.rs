@@ -46,7 +46,11 @@ pub struct OciFilter {
     pub warnings: Vec<String>,
 }
 
-fn action(a: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) -> Result<Action, SeccompError> {
+fn action(
+    a: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    what: &str,
+) -> Result<Action, SeccompError> {
     let data = |default: u32| -> Result<u16, SeccompError> {
         let v = errno_ret.unwrap_or(default);
         u16::try_from(v)
@@ -57,7 +61,9 @@ fn action(a: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) -> Result<A
     Ok(match a {
         LinuxSeccompAction::ScmpActAllow => Action::Allow,
         LinuxSeccompAction::ScmpActErrno => Action::Errno(data(libc::EPERM as u32)?),
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => Action::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            Action::KillThread
+        }
         LinuxSeccompAction::ScmpActKillProcess => Action::KillProcess,
         LinuxSeccompAction::ScmpActTrap => Action::Trap,
         LinuxSeccompAction::ScmpActTrace => Action::Trace(data(libc::EPERM as u32)?),
@@ -74,7 +80,12 @@ fn condition(arg: &LinuxSeccompArg, what: &str) -> Result<ArgCondition, SeccompE
     let index = u8::try_from(arg.index())
         .ok()
         .filter(|i| *i <= 5)
-        .ok_or_else(|| SeccompError::InvalidOci(format!("{what}: argument index {} is not in 0..=5", arg.index())))?;
+        .ok_or_else(|| {
+            SeccompError::InvalidOci(format!(
+                "{what}: argument index {} is not in 0..=5",
+                arg.index()
+            ))
+        })?;
     let (op, value) = match arg.op() {
         LinuxSeccompOperator::ScmpCmpEq => (CmpOp::Eq, arg.value()),
         LinuxSeccompOperator::ScmpCmpNe => (CmpOp::Ne, arg.value()),
@@ -121,7 +132,11 @@ pub fn filter_from_oci(seccomp: &LinuxSeccomp, arch: Arch) -> Result<OciFilter, 
         }
     }
 
-    let default_action = action(seccomp.default_action(), seccomp.default_errno_ret(), "defaultAction")?;
+    let default_action = action(
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        "defaultAction",
+    )?;
     let mut warnings = Vec::new();
     let native = match arch {
         Arch::X86_64 => OciArch::ScmpArchX86_64,
@@ -133,7 +148,8 @@ pub fn filter_from_oci(seccomp: &LinuxSeccomp, arch: Arch) -> Result<OciFilter, 
         }
         let killed = matches!(
             (arch, a),
-            (Arch::X86_64, OciArch::ScmpArchX86 | OciArch::ScmpArchX32) | (Arch::Aarch64, OciArch::ScmpArchArm)
+            (Arch::X86_64, OciArch::ScmpArchX86 | OciArch::ScmpArchX32)
+                | (Arch::Aarch64, OciArch::ScmpArchArm)
         );
         warnings.push(if killed {
             format!("architecture {a}: its syscalls are killed; warren filters the native {arch} ABI only")
@@ -179,7 +195,9 @@ pub fn filter_from_oci(seccomp: &LinuxSeccomp, arch: Arch) -> Result<OciFilter, 
                 let nr = match resolve(arch, name) {
                     Resolution::Nr(nr) => nr,
                     Resolution::OtherArch => {
-                        warnings.push(format!("{what}: syscall `{name}` does not exist on {arch}: skipped"));
+                        warnings.push(format!(
+                            "{what}: syscall `{name}` does not exist on {arch}: skipped"
+                        ));
                         continue;
                     }
                     Resolution::Unknown => {

@@ -89,7 +89,10 @@ impl Arch {
 
     /// The name of syscall number `nr` on this architecture (a linear scan: for messages).
     pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
-        self.table().iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+        self.table()
+            .iter()
+            .find(|(_, n)| *n == nr)
+            .map(|(name, _)| *name)
     }
 
     /// The highest syscall number in this architecture's table.
