@@ -12,6 +12,7 @@ pub mod error;
 pub mod exe_guard;
 pub mod executor;
 pub mod id;
+pub mod init;
 pub mod proc;
 pub mod rootfs;
 pub mod signal;

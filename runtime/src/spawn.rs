@@ -71,6 +71,18 @@ pub struct SpawnRequest<'a> {
     pub sigmask: SigSet,
     pub pre_exec: Option<std::sync::Arc<dyn PreExec>>,
     pub annotations: std::collections::HashMap<String, String>,
+    /// Work the parent does right after the clone, while the child sets up its network
+    /// namespace; the child joins its cgroups only afterwards (cgroup creation).
+    pub before_release: Option<BeforeRelease<'a>>,
+}
+
+/// A closure the parent runs between clone and release (see [`SpawnRequest`]).
+pub struct BeforeRelease<'a>(pub &'a dyn Fn() -> Result<()>);
+
+impl std::fmt::Debug for BeforeRelease<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeRelease(..)")
+    }
 }
 
 /// A started process.
@@ -227,15 +239,12 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
     let (mut init_sender, mut init_receiver) = channel::init_channel().map_err(chan_err)?;
     // Only a new user namespace needs the parent before the child may go on (id maps,
     // and cgroup joins, which the unmapped child may not do itself).
-    let go = if new_user_ns {
-        Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?)
-    } else {
-        None
-    };
-    let (go_r, go_w) = match go {
-        Some((r, w)) => (Some(r), Some(w)),
-        None => (None, None),
-    };
+    // The child waits on this pipe before joining its cgroups: meanwhile the parent
+    // creates them (in parallel with the child's network namespace), and for a new user
+    // namespace it also writes the id maps.
+    let (go_r, go_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?;
+    let (go_r, go_w) = (Some(go_r), Some(go_w));
     let exec_notify = if req.kind == Kind::Tenant {
         Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))?)
     } else {
@@ -333,8 +342,17 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
             // In the child: never returns.
             let keyring = (!req.no_new_keyring).then(|| req.id.to_owned());
             let self_join = (!new_user_ns).then_some((req.cgroup, joined_by_clone));
+            let fast = (req.kind == Kind::Init && crate::init::supports(&spec)).then(|| FastInit {
+                bundle: req.bundle,
+                cgroup: req.cgroup,
+                executor: WarrenExecutor {
+                    sigmask: req.sigmask,
+                    pre_exec: req.pre_exec.clone(),
+                },
+            });
             let code = child_main(
                 args,
+                fast,
                 go_r,
                 self_join,
                 new_netns,
@@ -407,8 +425,13 @@ fn parent_handshake(
     tenant_notify_r: Option<OwnedFd>,
 ) -> Result<()> {
     if let Some(go_w) = go_w {
-        // New user namespace: the child cannot write host cgroup files, so join it here.
-        req.cgroup.join(child, joined_by_clone)?;
+        if let Some(prepare) = &req.before_release {
+            (prepare.0)()?;
+        }
+        if user_ns.is_some() {
+            // New user namespace: the child cannot write host cgroup files; join it here.
+            req.cgroup.join(child, joined_by_clone)?;
+        }
         if let Some(cfg) = user_ns {
             let pid = nix::unistd::Pid::from_raw(child);
             cfg.write_uid_mapping(pid)
@@ -483,8 +506,17 @@ fn parent_handshake(
 
 /// The cloned child: wait to be released, finish what the intermediate process would
 /// have done, then run libcontainer's init. Returns an exit code on failure.
+/// What our own init needs beyond libcontainer's arguments.
+struct FastInit<'a> {
+    bundle: &'a Path,
+    cgroup: &'a ContainerCgroup,
+    executor: WarrenExecutor,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn child_main(
     mut args: ContainerArgs,
+    fast: Option<FastInit<'_>>,
     go_r: Option<OwnedFd>,
     self_join: Option<(&ContainerCgroup, bool)>,
     new_netns: bool,
@@ -505,19 +537,28 @@ fn child_main(
         1
     };
     tracing::debug!("child: cloned");
-    if let Some((cg, unified_done)) = self_join {
-        // Migrating oneself (writing "0" to `tasks`) skips the kernel's global
-        // threadgroup rwsem, whose write side costs an RCU grace period (≈5 ms) when the
-        // parent moves us by pid through cgroup.procs.
-        if let Err(e) = cg.join_self(unified_done) {
-            return fail(main_sender, chain(&e));
-        }
+    // Until the workload's execve, nothing in the container may open our /proc files.
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Without any user namespace the network namespace can be made right away, while the
+    // parent is still creating cgroups.
+    let early_netns = new_netns && user_ns.is_none();
+    if early_netns && let Err(e) = new_network_namespace() {
+        return fail(main_sender, e);
     }
     if let Some(go_r) = go_r {
         let mut go = File::from(go_r);
         let mut msg = [0u8; 1];
         if go.read_exact(&mut msg).is_err() || msg[0] != GO_OK {
             return 1;
+        }
+    }
+    if let Some((cg, unified_done)) = self_join {
+        // Migrating oneself (writing "0" to `tasks`) skips the kernel's global
+        // threadgroup rwsem, whose write side costs an RCU grace period (≈5 ms) when the
+        // parent moves us by pid through cgroup.procs.
+        if let Err(e) = cg.join_self(unified_done) {
+            return fail(main_sender, chain(&e));
         }
     }
     // /proc is still the host's procfs here, so /proc/self names our host pid.
@@ -554,13 +595,11 @@ fn child_main(
         }
         _ => {}
     }
-    if new_netns {
-        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
-            return fail(main_sender, format!("create network namespace: {e}"));
-        }
-        if let Err(e) = loopback_up() {
-            return fail(main_sender, format!("bring up loopback: {e}"));
-        }
+    if new_netns
+        && !early_netns
+        && let Err(e) = new_network_namespace()
+    {
+        return fail(main_sender, e);
     }
     if let Some(id) = keyring
         && let Err(e) = join_session_keyring(&id)
@@ -595,6 +634,25 @@ fn child_main(
             }
         }
     }
+    if let Some(f) = fast {
+        let ia = crate::init::InitArgs {
+            spec: &args.spec,
+            rootfs: &args.rootfs,
+            bundle: f.bundle,
+            cgroup: f.cgroup,
+            hook_state: args.container.as_ref().map(|c| &c.state),
+            console_fd: args.console_socket,
+            preserve_fds: args.preserve_fds,
+            no_pivot: args.no_pivot,
+            executor: &f.executor,
+        };
+        tracing::debug!("child: entering warren init");
+        let e = match crate::init::run(&ia, &args.notify_listener, main_sender, init_receiver) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        return fail(main_sender, e);
+    }
     tracing::debug!("child: entering libcontainer init");
     match libcontainer::process::init::container_init_process(&args, main_sender, init_receiver) {
         Ok(()) => 0,
@@ -627,6 +685,12 @@ fn join_session_keyring(id: &str) -> std::result::Result<(), String> {
     // SAFETY: KEYCTL_SETPERM on the key id just returned, with a permission mask.
     unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_SETPERM, r, perm) };
     Ok(())
+}
+
+fn new_network_namespace() -> std::result::Result<(), String> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("create network namespace: {e}"))?;
+    loopback_up().map_err(|e| format!("bring up loopback: {e}"))
 }
 
 /// `ip link set lo up` in the current network namespace.

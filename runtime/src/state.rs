@@ -186,6 +186,14 @@ impl StateDir {
 
     /// Removes the whole directory.
     pub fn remove(&self) -> Result<()> {
+        for f in [STATE_FILE, SPEC_FILE, NOTIFY_SOCKET] {
+            let _ = fs::remove_file(self.dir.join(f));
+        }
+        match fs::remove_dir(&self.dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -140,6 +140,15 @@ impl ContainerCgroup {
         }
     }
 
+    /// Creates just the cgroup2 directory (it must exist for `CLONE_INTO_CGROUP`).
+    pub fn create_v2_dir(&self) -> Result<()> {
+        let mut created = Vec::new();
+        for d in self.dirs.iter().filter(|d| d.v2) {
+            v2::create_dirs(&d.path, self.mode == Mode::Unified, &mut created)?;
+        }
+        Ok(())
+    }
+
     /// Creates every directory (initialising cpuset and enabling v2 controllers on the way)
     /// and applies `resources`. On error, removes what it created.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
@@ -395,6 +404,12 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 }
 
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    // Fast path: a leaf cgroup without children goes with one rmdir.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     if let Ok(rd) = fs::read_dir(dir) {
         for ent in rd.flatten() {
             if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {

@@ -316,24 +316,51 @@ fn type_char(t: Option<LinuxDeviceType>) -> char {
 }
 
 fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    let allow = dir.join("devices.allow");
-    let deny = dir.join("devices.deny");
-    write_file(&deny, "a")?;
+    let mut allow = RuleFile::open(dir.join("devices.allow"))?;
+    let mut deny = RuleFile::open(dir.join("devices.deny"))?;
+    deny.write("a")?;
     for r in rules {
         let typ = type_char(r.typ());
         let access = r.access().clone().unwrap_or_else(|| "rwm".to_owned());
         let major = r.major().unwrap_or(-1);
         let minor = r.minor().unwrap_or(-1);
-        let file = if r.allow() { &allow } else { &deny };
+        let file = if r.allow() { &mut allow } else { &mut deny };
         if typ == 'a' && major < 0 && minor < 0 {
             // "a" alone switches the whole list (deny all / allow all).
-            write_file(file, "a")?;
+            file.write("a")?;
         } else {
-            write_file(file, &rule_text(typ, major, minor, &access))?;
+            file.write(&rule_text(typ, major, minor, &access))?;
         }
     }
     for (t, ma, mi, acc) in default_allowed_devices() {
-        write_file(&allow, &rule_text(t, ma, mi, acc))?;
+        allow.write(&rule_text(t, ma, mi, acc))?;
     }
     Ok(())
+}
+
+/// A devices.allow/deny file kept open: each write(2) is one rule.
+struct RuleFile {
+    f: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl RuleFile {
+    fn open(path: std::path::PathBuf) -> Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| CgroupError::io("open", &path, e))?;
+        Ok(Self { f, path })
+    }
+
+    fn write(&mut self, rule: &str) -> Result<()> {
+        use std::io::Write;
+        self.f
+            .write_all(rule.as_bytes())
+            .map_err(|source| CgroupError::Write {
+                path: self.path.clone(),
+                value: rule.to_owned(),
+                source,
+            })
+    }
 }

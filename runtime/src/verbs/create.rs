@@ -128,8 +128,14 @@ fn create_in(
         .as_ref()
         .and_then(|l| l.resources().as_ref());
     *cgroup_out = Some(cg.clone());
-    cg.create(resources)?;
-    tracing::debug!("create: cgroups made");
+    // Only the cgroup2 directory must exist before the clone (CLONE_INTO_CGROUP); the
+    // rest is created while the child builds its network namespace.
+    cg.create_v2_dir()?;
+    let make_cgroups = || -> Result<()> {
+        cg.create(resources)?;
+        tracing::debug!("create: cgroups made");
+        Ok(())
+    };
 
     let console = match (&o.console_fd, &o.console_socket) {
         (Some(fd), _) => Some(
@@ -179,6 +185,7 @@ fn create_in(
         sigmask,
         pre_exec: o.pre_exec.clone(),
         annotations: annotations.clone(),
+        before_release: Some(crate::spawn::BeforeRelease(&make_cgroups)),
     })?;
     copyups.release();
     tracing::debug!(pid = spawned.pid, "create: init ready");

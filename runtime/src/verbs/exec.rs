@@ -301,6 +301,7 @@ fn exec_spawn(
         sigmask,
         pre_exec: o.pre_exec.clone(),
         annotations: Default::default(),
+        before_release: None,
     });
     let _ = std::fs::remove_file(&notify);
     let spawned = spawned?;

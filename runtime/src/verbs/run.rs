@@ -81,7 +81,12 @@ fn run_foreground(rt: &Runtime, o: &RunOpts, old_mask: nix::sys::signal::SigSet)
     let code = supervise::wait(created.pid, relay);
     tracing::debug!("run: init exited");
     if !o.keep {
-        let status = created.state.status(&created.dir);
+        // We reaped the init ourselves: the container has stopped.
+        let status = if code.is_ok() {
+            crate::state::Status::Stopped
+        } else {
+            created.state.status(&created.dir)
+        };
         if let Err(e) = destroy(&created.dir, &created.state, status) {
             return Err(RuntimeError::status(format!(
                 "container exited ({code:?}) but cleanup failed: {e}"

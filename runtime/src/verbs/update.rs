@@ -28,7 +28,7 @@ pub fn update(rt: &Runtime, id: &str, new: &LinuxResources) -> Result<()> {
 
 fn merge(into: &mut LinuxResources, new: &LinuxResources) {
     if let Some(m) = new.memory() {
-        let mut cur: LinuxMemory = into.memory().clone().unwrap_or_default();
+        let mut cur: LinuxMemory = (*into.memory()).unwrap_or_default();
         macro_rules! take {
             ($get:ident, $set:ident) => {
                 if m.$get().is_some() {
@@ -71,7 +71,7 @@ fn merge(into: &mut LinuxResources, new: &LinuxResources) {
         into.set_cpu(Some(cur));
     }
     if let Some(p) = new.pids() {
-        let mut cur: LinuxPids = into.pids().clone().unwrap_or_default();
+        let mut cur: LinuxPids = (*into.pids()).unwrap_or_default();
         cur.set_limit(p.limit());
         into.set_pids(Some(cur));
     }

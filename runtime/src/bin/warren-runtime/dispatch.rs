@@ -262,7 +262,7 @@ fn update_resources(c: &crate::cli::Update) -> Result<LinuxResources> {
         }
         None => LinuxResources::default(),
     };
-    let mut mem: LinuxMemory = res.memory().clone().unwrap_or_default();
+    let mut mem: LinuxMemory = (*res.memory()).unwrap_or_default();
     let mut mem_set = res.memory().is_some();
     let sizes = [
         ("--memory", &c.memory),
