@@ -59,7 +59,16 @@ fn mkdir(path: &Path) -> Result<()> {
 /// /etc/group and the usual empty mount points.
 pub fn make_rootfs(rootfs: &Path) -> Result<()> {
     for d in [
-        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/u1000", "mnt", "run",
+        "bin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/u1000",
+        "mnt",
+        "run",
     ] {
         mkdir(&rootfs.join(d))?;
     }
@@ -103,7 +112,8 @@ impl Bundle {
             .output()?
             .check()?;
         let path = dir.path().join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::io("read", &path, e))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| HarnessError::io("read", &path, e))?;
         let config: Value = serde_json::from_str(&text).map_err(|source| HarnessError::Json {
             what: path.display().to_string(),
             text,
@@ -167,7 +177,11 @@ impl Bundle {
 
     /// Writes a file into the rootfs (parents created) with `mode`; returns its host path.
     pub fn write_rootfs_file(&self, rel: &str, contents: &[u8], mode: u32) -> Result<PathBuf> {
-        self.write_file(&format!("rootfs/{}", rel.trim_start_matches('/')), contents, mode)
+        self.write_file(
+            &format!("rootfs/{}", rel.trim_start_matches('/')),
+            contents,
+            mode,
+        )
     }
 
     /// Writes a file under the bundle directory (parents created) with `mode`.

@@ -153,7 +153,8 @@ impl Invocation {
     }
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
 
@@ -332,4 +333,3 @@ pub fn wait_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
         std::thread::sleep(every);
     }
 }
-

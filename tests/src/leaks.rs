@@ -130,9 +130,13 @@ impl LeakCheck {
                     .and_then(|i| f.get(i + 2))
                     .copied()
                     .unwrap_or("");
-                [f.get(3).copied().unwrap_or(""), f.get(4).copied().unwrap_or(""), source]
-                    .iter()
-                    .any(|x| self.mentions(&unescape(x)))
+                [
+                    f.get(3).copied().unwrap_or(""),
+                    f.get(4).copied().unwrap_or(""),
+                    source,
+                ]
+                .iter()
+                .any(|x| self.mentions(&unescape(x)))
             })
             .map(str::to_owned)
             .collect()
