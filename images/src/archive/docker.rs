@@ -12,6 +12,7 @@ use super::oci::OCI_MANIFEST;
 use crate::digest::{Digest, HashReader};
 use crate::error::IoContext;
 use crate::layer::{Compression, LayerError};
+use crate::store::oci_digest;
 use crate::store::{StoreError, Txn, bad_json};
 
 #[derive(Debug, Deserialize)]
@@ -91,10 +92,4 @@ fn diff_id_of(path: &std::path::Path) -> crate::Result<(Compression, Digest)> {
     let (comp, dec) = Compression::auto_decoder(BufReader::new(f)).map_err(LayerError::Archive)?;
     let (d, _) = HashReader::new(dec).finish().map_err(LayerError::Archive)?;
     Ok((comp, d))
-}
-
-pub(crate) fn oci_digest(d: &Digest) -> crate::Result<oci_spec::image::Digest> {
-    d.as_str()
-        .parse()
-        .map_err(|e| bad_json(d.as_str(), e).into())
 }

@@ -12,6 +12,7 @@
 //! <root>/tmp/                         staging for transactions (same filesystem)
 //! ```
 
+mod commit;
 mod gc;
 mod images;
 mod index;
@@ -20,6 +21,7 @@ mod txn;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use commit::{CREATED, LayerRef, config_for, oci_digest, stage_image};
 pub use gc::GcReport;
 pub use images::{Image, ImageInfo};
 pub(crate) use images::{bad_json, parse_image};
@@ -143,6 +145,12 @@ impl Store {
         let layout = s.layout_dir().join("oci-layout");
         if !layout.exists() {
             fsutil::write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        for l in ["store.lock", "index.lock"] {
+            let p = s.locks_dir().join(l);
+            if !p.exists() {
+                drop(lock::Lock::shared(&p)?);
+            }
         }
         index::init(&s)?;
         Ok(s)
