@@ -241,7 +241,7 @@ impl Store {
 }
 
 /// The blobs an image needs.
-pub(super) fn image_blobs(img: &crate::Image) -> crate::Result<Vec<Digest>> {
+pub(crate) fn image_blobs(img: &crate::Image) -> crate::Result<Vec<Digest>> {
     let mut v = vec![img.digest.clone()];
     v.push(
         Digest::parse(img.manifest.config().digest().as_ref())
@@ -253,7 +253,7 @@ pub(super) fn image_blobs(img: &crate::Image) -> crate::Result<Vec<Digest>> {
 
 /// Checks a staged image end to end: manifest and config parse, every layer blob is
 /// there with the size its descriptor claims, layer media types are ones we can unpack.
-pub(super) fn check_image(
+pub(crate) fn check_image(
     txn: &Txn<'_>,
     what: &str,
     digest: &Digest,

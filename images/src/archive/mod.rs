@@ -4,8 +4,13 @@
 
 mod docker;
 mod export;
-mod import;
+pub(crate) mod import;
 mod oci;
+
+pub(crate) use import::check_image as check_staged_image;
+pub(crate) mod oci_types {
+    pub(crate) use super::oci::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+}
 
 pub use export::ArchiveFormat;
 pub use import::ImportOptions;

@@ -25,6 +25,7 @@ pub(crate) use commit::{CREATED, LayerRef, config_for, oci_digest, stage_image};
 pub use gc::GcReport;
 pub use images::{Image, ImageInfo};
 pub(crate) use images::{bad_json, parse_image};
+pub(crate) use index::IndexEntry;
 pub use index::{REF_NAME, STORE_FORMAT_VERSION, STORE_VERSION_ANNOTATION};
 pub(crate) use txn::Txn;
 
