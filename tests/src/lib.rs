@@ -18,6 +18,7 @@
 //! `target/release/warren-runtime`, else `target/debug/warren-runtime`.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod command;
 pub mod error;
 pub mod ids;
@@ -29,4 +30,16 @@ pub use command::{DEFAULT_TIMEOUT, Invocation, Output, Running, host_sh, wait_un
 pub use error::{HarnessError, Result};
 pub use ids::unique_id;
 pub use leaks::{LeakCheck, LeakReport};
-pub use runtime::{ContainerGuard, Runtime, runc_binary, warren_binary};
+pub use runtime::{Container, ContainerGuard, Runtime, runc_binary, warren_binary};
+
+/// Returns `Err(HarnessError::Other(format!(…)))` from the enclosing function unless
+/// `cond` holds: assertions for closures that return [`Result`], so that one runtime's
+/// failure does not stop the same check on the other.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err($crate::HarnessError::Other(format!($($fmt)+)));
+        }
+    };
+}

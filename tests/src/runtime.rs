@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::bundle::Bundle;
 use crate::command::{Invocation, Output, wait_until};
 use crate::error::{HarnessError, Result};
+use crate::ids::unique_id;
 
 /// runc, the reference implementation (override with `E2E_RUNC`).
 pub fn runc_binary() -> PathBuf {
@@ -205,6 +207,25 @@ impl Runtime {
             .unwrap_or_default()
     }
 
+    /// Creates and starts a container running `args` in a fresh bundle edited by `edit`;
+    /// it is force-deleted when the returned value is dropped.
+    pub fn start_container(
+        &self,
+        tag: &str,
+        args: &[&str],
+        edit: impl FnOnce(&mut Bundle) -> Result<()>,
+    ) -> Result<Container<'_>> {
+        let mut bundle = Bundle::new()?;
+        bundle.set_args(args);
+        edit(&mut bundle)?;
+        bundle.save()?;
+        let id = unique_id(tag);
+        let guard = self.guard(&id);
+        self.create(bundle.path(), &id)?.check()?;
+        self.start(&id)?.check()?;
+        Ok(Container { guard, id, bundle })
+    }
+
     /// A guard that force-deletes container `id` when dropped.
     pub fn guard(&self, id: &str) -> ContainerGuard<'_> {
         ContainerGuard {
@@ -234,5 +255,29 @@ impl Drop for ContainerGuard<'_> {
             .cmd(["delete", "--force", &self.id])
             .timeout(Duration::from_secs(20))
             .output();
+    }
+}
+
+/// A started container, force-deleted on drop (the bundle is removed after it).
+#[derive(Debug)]
+pub struct Container<'a> {
+    // Fields drop in order: the container goes before its bundle.
+    guard: ContainerGuard<'a>,
+    pub id: String,
+    pub bundle: Bundle,
+}
+
+impl Container<'_> {
+    /// The init's host pid, from `state`.
+    pub fn pid(&self) -> Result<i64> {
+        let st = self.guard.rt.state(&self.id)?;
+        st["pid"].as_i64().ok_or_else(|| {
+            HarnessError::Other(format!("state of {} has no numeric pid: {st}", self.id))
+        })
+    }
+
+    /// The runtime that runs it.
+    pub fn runtime(&self) -> &Runtime {
+        self.guard.rt
     }
 }
