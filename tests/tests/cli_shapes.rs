@@ -17,7 +17,9 @@ use warren_e2e::{
 /// Runs `f` for runc, then for warren; fails with every runtime's error.
 fn on_both(f: impl Fn(&Runtime) -> Result<()>) {
     let mut errs = Vec::new();
-    for rt in [Runtime::runc().unwrap(), Runtime::warren().unwrap()] {
+    let runc = Runtime::runc().expect("runc runtime");
+    let warren = Runtime::warren().expect("warren runtime");
+    for rt in [runc, warren] {
         if let Err(e) = f(&rt) {
             errs.push(format!("[{}] {e}", rt.name()));
         }
@@ -62,16 +64,16 @@ fn structure(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 /// Same bundle, same container, under runc and warren: the two JSON documents `get`
 /// returns for each.
 fn both_json(args: &[&str], get: impl Fn(&Runtime, &str) -> Result<Value>) -> (Value, Value) {
-    let runc = Runtime::runc().unwrap();
-    let warren = Runtime::warren().unwrap();
+    let runc = Runtime::runc().expect("runc runtime");
+    let warren = Runtime::warren().expect("warren runtime");
     let edit = |b: &mut Bundle| {
         b.config["annotations"] = json!({"e2e.warren/shape": "yes"});
         Ok(())
     };
-    let r = runc.start_container("shape", args, edit).unwrap();
-    let w = warren.start_container("shape", args, edit).unwrap();
-    let rv = get(&runc, &r.id).unwrap();
-    let wv = get(&warren, &w.id).unwrap();
+    let r = runc.start_container("shape", args, edit).expect("runc container");
+    let w = warren.start_container("shape", args, edit).expect("warren container");
+    let rv = get(&runc, &r.id).expect("runc JSON");
+    let wv = get(&warren, &w.id).expect("warren JSON");
     (rv, wv)
 }
 
