@@ -70,8 +70,12 @@ fn both_json(args: &[&str], get: impl Fn(&Runtime, &str) -> Result<Value>) -> (V
         b.config["annotations"] = json!({"e2e.warren/shape": "yes"});
         Ok(())
     };
-    let r = runc.start_container("shape", args, edit).expect("runc container");
-    let w = warren.start_container("shape", args, edit).expect("warren container");
+    let r = runc
+        .start_container("shape", args, edit)
+        .expect("runc container");
+    let w = warren
+        .start_container("shape", args, edit)
+        .expect("warren container");
     let rv = get(&runc, &r.id).expect("runc JSON");
     let wv = get(&warren, &w.id).expect("warren JSON");
     (rv, wv)
