@@ -15,6 +15,7 @@ pub mod id;
 pub mod init;
 pub mod proc;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod spawn;
 pub mod spec;

@@ -74,6 +74,8 @@ pub struct SpawnRequest<'a> {
     /// Work the parent does right after the clone, while the child sets up its network
     /// namespace; the child joins its cgroups only afterwards (cgroup creation).
     pub before_release: Option<BeforeRelease<'a>>,
+    /// The spec's `linux.seccomp`, compiled ahead (then absent from `spec`).
+    pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
 }
 
 /// A closure the parent runs between clone and release (see [`SpawnRequest`]).
@@ -349,6 +351,7 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
                     sigmask: req.sigmask,
                     pre_exec: req.pre_exec.clone(),
                 },
+                seccomp: req.seccomp,
             });
             let code = child_main(
                 args,
@@ -511,6 +514,7 @@ struct FastInit<'a> {
     bundle: &'a Path,
     cgroup: &'a ContainerCgroup,
     executor: WarrenExecutor,
+    seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -645,6 +649,7 @@ fn child_main(
             preserve_fds: args.preserve_fds,
             no_pivot: args.no_pivot,
             executor: &f.executor,
+            seccomp: f.seccomp,
         };
         tracing::debug!("child: entering warren init");
         let e = match crate::init::run(&ia, &args.notify_listener, main_sender, init_receiver) {

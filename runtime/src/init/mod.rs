@@ -78,6 +78,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: i32,
     pub no_pivot: bool,
     pub executor: &'a WarrenExecutor,
+    /// The spec's seccomp filter, precompiled (the spec then has none).
+    pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
 }
 
 fn sys() -> Box<dyn Syscall> {
@@ -272,12 +274,9 @@ pub fn run(
         .close_range(a.preserve_fds)
         .map_err(|e| format!("mark fds close-on-exec: {}", chain(&e)))?;
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(sc) = linux.seccomp()
-        && !nnp
-    {
+    if !nnp {
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
-        libcontainer::seccomp::initialize_seccomp(sc)
-            .map_err(|e| format!("seccomp: {}", chain(&e)))?;
+        install_seccomp(a, linux)?;
     }
     libcontainer::capabilities::reset_effective(syscall.as_ref())
         .map_err(|e| format!("reset capabilities: {}", chain(&e)))?;
@@ -301,10 +300,7 @@ pub fn run(
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(format!("set no_new_privs: {}", nix::Error::last()));
         }
-        if let Some(sc) = linux.seccomp() {
-            libcontainer::seccomp::initialize_seccomp(sc)
-                .map_err(|e| format!("seccomp: {}", chain(&e)))?;
-        }
+        install_seccomp(a, linux)?;
     }
 
     // Environment, then wait for `start`.
@@ -344,6 +340,18 @@ pub fn run(
     }
     a.executor.exec(spec).map_err(|e| chain(&e))?;
     Err("exec returned".into())
+}
+
+/// The precompiled filter if there is one, else libcontainer's libseccomp path.
+fn install_seccomp(a: &InitArgs<'_>, linux: &libcontainer::oci_spec::runtime::Linux) -> Result<()> {
+    if let Some(f) = a.seccomp {
+        return f.install().map_err(|e| format!("seccomp: {}", chain(&e)));
+    }
+    if let Some(sc) = linux.seccomp() {
+        libcontainer::seccomp::initialize_seccomp(sc)
+            .map_err(|e| format!("seccomp: {}", chain(&e)))?;
+    }
+    Ok(())
 }
 
 fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {

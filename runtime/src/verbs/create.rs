@@ -163,6 +163,11 @@ fn create_in(
     // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
     let mut lc_spec = cfg.spec.clone();
     let mut copyups = crate::rootfs::stage_copyups(&mut lc_spec, cfg.rootfs(), &dir.dir)?;
+    let seccomp = if crate::init::supports(&lc_spec) {
+        crate::seccomp::precompile(rt, &mut lc_spec)?
+    } else {
+        None
+    };
     let annotations: std::collections::HashMap<String, String> =
         cfg.spec.annotations().clone().unwrap_or_default();
     let sigmask = match o.sigmask {
@@ -186,6 +191,7 @@ fn create_in(
         pre_exec: o.pre_exec.clone(),
         annotations: annotations.clone(),
         before_release: Some(crate::spawn::BeforeRelease(&make_cgroups)),
+        seccomp: seccomp.as_ref(),
     })?;
     copyups.release();
     tracing::debug!(pid = spawned.pid, "create: init ready");

@@ -302,6 +302,7 @@ fn exec_spawn(
         pre_exec: o.pre_exec.clone(),
         annotations: Default::default(),
         before_release: None,
+        seccomp: None,
     });
     let _ = std::fs::remove_file(&notify);
     let spawned = spawned?;
