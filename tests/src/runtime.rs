@@ -231,6 +231,7 @@ impl Runtime {
         ContainerGuard {
             rt: self,
             id: id.to_owned(),
+            armed: true,
         }
     }
 }
@@ -240,16 +241,25 @@ impl Runtime {
 pub struct ContainerGuard<'a> {
     rt: &'a Runtime,
     id: String,
+    armed: bool,
 }
 
 impl ContainerGuard<'_> {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// The container is gone already: do nothing on drop.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for ContainerGuard<'_> {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let _ = self
             .rt
             .cmd(["delete", "--force", &self.id])
