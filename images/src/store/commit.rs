@@ -27,9 +27,9 @@ pub(crate) struct LayerRef {
 /// RFC 3339 for [`crate::SOURCE_DATE_EPOCH`].
 pub(crate) const CREATED: &str = "2023-06-10T00:00:00Z";
 
-/// A config for `layers` (diff ids filled in) on top of `base`'s settings.
+/// An image config for `layers` (diff ids filled in) with `config`'s settings.
 pub(crate) fn config_for(
-    base: Option<&ImageConfiguration>,
+    config: Option<oci_spec::image::Config>,
     layers: &[LayerRef],
 ) -> crate::Result<ImageConfiguration> {
     let (os, arch) = crate::archive::host_platform();
@@ -44,7 +44,7 @@ pub(crate) fn config_for(
         .architecture(arch)
         .created(CREATED.to_string())
         .rootfs(rootfs);
-    match base.and_then(|c| c.config().clone()) {
+    match config {
         Some(c) => b = b.config(c),
         None => {
             let c = ConfigBuilder::default()

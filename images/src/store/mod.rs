@@ -21,7 +21,7 @@ mod txn;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use commit::{CREATED, LayerRef, config_for, oci_digest, stage_image};
+pub(crate) use commit::{LayerRef, config_for, oci_digest, stage_image};
 pub use gc::GcReport;
 pub use images::{Image, ImageInfo};
 pub(crate) use images::{bad_json, parse_image};
