@@ -108,10 +108,6 @@ impl<W: Write> HashWriter<W> {
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_sha256(self.hash), self.len)
     }
-    /// The inner writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
 }
 
 impl<W: Write> Write for HashWriter<W> {

@@ -1,6 +1,8 @@
 //! The builder: determinism, failing steps, downloads, recipe errors, and (behind
 //! WARREN_IMAGES_BUILD_TESTS=1) real builds of the `base` and `python` recipes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

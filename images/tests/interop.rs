@@ -1,6 +1,8 @@
 //! Interoperability with skopeo and podman: archives both ways, and the store's layout
 //! read directly by skopeo.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,8 @@
 //! Pulls from a loopback `docker-registry` (Debian's package of distribution), with an
 //! image pushed by skopeo; anonymous and basic auth.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::TcpStream;

@@ -1,5 +1,7 @@
 //! Store round trips, rootfs, gc, concurrent writers, bad archives.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

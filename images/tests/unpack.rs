@@ -1,5 +1,7 @@
 //! Layer unpacking: file types and metadata, whiteouts, and hostile tarballs.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

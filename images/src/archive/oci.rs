@@ -34,7 +34,7 @@ pub(super) fn read(txn: &mut Txn<'_>, c: &Contents) -> crate::Result<Vec<Found>>
             txn,
             &format!("{} {}", c.archive, digest),
             digest,
-            &m.media_type().to_string(),
+            m.media_type().as_ref(),
             m.size(),
         )?;
         let img = check_image(

@@ -416,9 +416,7 @@ fn merged_config(parent: Option<&ImageConfiguration>, r: &Recipe) -> crate::Resu
 }
 
 struct StepCtx<'a, 'p> {
-    store: &'a Store,
     opts: &'a BuildOptions,
-    recipe: &'a Recipe,
     progress: &'p mut dyn FnMut(&BuildEvent),
 }
 
@@ -465,12 +463,7 @@ fn build_one(
     progress: &mut dyn FnMut(&BuildEvent),
 ) -> crate::Result<(Parent, BuiltImage)> {
     let t0 = Instant::now();
-    let mut cx = StepCtx {
-        store,
-        opts,
-        recipe: r,
-        progress,
-    };
+    let mut cx = StepCtx { opts, progress };
     cx.emit(BuildEvent::Recipe {
         name: r.name.clone(),
     });

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::index::{self, IndexEntry};
 use super::lock::Lock;
@@ -42,10 +42,6 @@ impl<'s> Txn<'s> {
             seq: 0,
             _writer: writer,
         })
-    }
-
-    pub fn store(&self) -> &'s Store {
-        self.store
     }
 
     /// A fresh path inside the staging directory.
@@ -232,10 +228,6 @@ impl<'s> Txn<'s> {
             })?;
         }
         Ok(())
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
