@@ -68,7 +68,9 @@ fn attack_bundle(attack: &Path) -> (Bundle, PathBuf) {
     std::fs::copy(attack, &dst).expect("copy attack helper into rootfs");
     let e2e = b.path().join("e2e");
     std::fs::create_dir(&e2e).expect("mkdir e2e");
-    b.add_mount(json!({"destination": "/e2e", "type": "bind", "source": e2e, "options": ["rbind", "rw"]}));
+    b.add_mount(
+        json!({"destination": "/e2e", "type": "bind", "source": e2e, "options": ["rbind", "rw"]}),
+    );
     (b, e2e)
 }
 
@@ -76,9 +78,19 @@ fn attack_bundle(attack: &Path) -> (Bundle, PathBuf) {
 fn outcome(result: &Path, wait: Duration) -> String {
     let done = |s: &str| {
         s.lines().last().is_some_and(|l| {
-            ["WROTE", "EROFS", "ETXTBSY", "EPERM", "EACCES", "errno", "REFUSED", "NOT CAUGHT", "cannot"]
-                .iter()
-                .any(|p| l.starts_with(p))
+            [
+                "WROTE",
+                "EROFS",
+                "ETXTBSY",
+                "EPERM",
+                "EACCES",
+                "errno",
+                "REFUSED",
+                "NOT CAUGHT",
+                "cannot",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
         })
     };
     let mut text = String::new();
@@ -111,7 +123,10 @@ fn create_start_exe_cannot_be_overwritten_from_the_container() {
     // The attacker waits for every runtime process to exit: `create` and `start` have,
     // and the init has exec'd `sleep`.
     let rec = outcome(&e2e.join("result"), Duration::from_secs(40));
-    assert!(rec.contains("opened exe of pid"), "the attack never got the exe:\n{rec}");
+    assert!(
+        rec.contains("opened exe of pid"),
+        "the attack never got the exe:\n{rec}"
+    );
     assert_eq!(rec.lines().last(), Some("EROFS"), "attack record:\n{rec}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
@@ -132,8 +147,15 @@ fn foreground_run_exe_cannot_be_overwritten_from_the_container() {
     let _g = rt.guard(&id);
     let out = rt.run(b.path(), &id, Duration::from_secs(30)).unwrap();
     let rec = outcome(&e2e.join("result"), Duration::from_secs(5));
-    assert!(rec.contains("opened exe of pid"), "the attack never got the exe:\n{rec}\n{out}");
-    assert_eq!(rec.lines().last(), Some("EROFS"), "attack record:\n{rec}\n{out}");
+    assert!(
+        rec.contains("opened exe of pid"),
+        "the attack never got the exe:\n{rec}\n{out}"
+    );
+    assert_eq!(
+        rec.lines().last(),
+        Some("EROFS"),
+        "attack record:\n{rec}\n{out}"
+    );
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
 
@@ -191,10 +213,17 @@ fn control_the_attack_overwrites_an_unprotected_binary() {
     rt.create(b.path(), &id).unwrap().check().unwrap();
     rt.start(&id).unwrap().check().unwrap();
     let rec = outcome(&e2e.join("result"), Duration::from_secs(40));
-    assert!(rec.contains("opened exe of pid"), "the attack never got the exe:\n{rec}");
+    assert!(
+        rec.contains("opened exe of pid"),
+        "the attack never got the exe:\n{rec}"
+    );
     assert!(
         rec.lines().last().is_some_and(|l| l.starts_with("WROTE")),
         "the control attack did not write:\n{rec}"
     );
-    assert_ne!(sha256(&victim), before, "the unprotected binary was not modified");
+    assert_ne!(
+        sha256(&victim),
+        before,
+        "the unprotected binary was not modified"
+    );
 }

@@ -16,9 +16,22 @@ const THREADS: usize = 8;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 enum Failure {
-    Hang { n: usize, id: String, err: String },
-    WrongExit { n: usize, id: String, want: i32, got: String },
-    Harness { n: usize, id: String, err: String },
+    Hang {
+        n: usize,
+        id: String,
+        err: String,
+    },
+    WrongExit {
+        n: usize,
+        id: String,
+        want: i32,
+        got: String,
+    },
+    Harness {
+        n: usize,
+        id: String,
+        err: String,
+    },
 }
 
 impl std::fmt::Display for Failure {

@@ -25,7 +25,10 @@ fn lifecycle(rt: &Runtime, bundle: &Bundle) -> Result<()> {
     let g = rt.guard(&id);
     rt.create(bundle.path(), &id)?.check()?;
     let st = rt.status(&id)?;
-    ensure!(st.as_deref() == Some("created"), "{id} after create: {st:?}");
+    ensure!(
+        st.as_deref() == Some("created"),
+        "{id} after create: {st:?}"
+    );
     rt.start(&id)?.check()?;
     rt.wait_status(&id, "stopped", Duration::from_secs(10))?;
     rt.delete(&id)?.check()?;
@@ -100,5 +103,8 @@ fn a_thousand_lifecycles_leave_nothing_behind() {
         settled,
         "mounts changed: added {added:#?}\nremoved {removed:#?}"
     );
-    assert_eq!(fds_before, fds_after, "open fds of the test process changed");
+    assert_eq!(
+        fds_before, fds_after,
+        "open fds of the test process changed"
+    );
 }
