@@ -7,15 +7,16 @@
 //! runtime's container init, so `/proc/$PPID/exe` is the runtime — or, for `exec`, as the
 //! workload scanning `/proc` for the runtime process that enters the container. It opens
 //! the exe `O_PATH`, keeps the fd in a detached child until no process executes the file
-//! any more (kernels that deny writes to running executables answer ETXTBSY until then,
-//! which protects nothing once the runtime has exited; this host's kernel does so only
-//! during an `execve`), then reopens it `O_WRONLY` through `/proc/self/fd/N` and writes.
+//! any more (until then the kernel may answer ETXTBSY, which protects nothing once the
+//! runtime has exited), then reopens it `O_WRONLY` through `/proc/self/fd/N` and writes.
 //! The runtime re-executes itself from a read-only mount for create/run/exec, so the
 //! reopen must fail with EROFS and the copy's sha256 must not change.
 //!
 //! The control: the very same attack against an unprotected binary (a busybox copy run
-//! from a writable bind mount) succeeds and changes its sha256 — so an EROFS from the
-//! runtime is the protection at work, not an attack that never reached the write.
+//! from a writable bind mount) gets ETXTBSY while the binary runs, then succeeds and
+//! changes its sha256 — so an EROFS from the runtime is the protection at work (the
+//! runtime copy lives on a writable file system; only the runtime's read-only view of it
+//! can answer EROFS), not an attack that never reached the write.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -203,10 +204,12 @@ fn control_the_attack_overwrites_an_unprotected_binary() {
     let attack = build_attack(tmp.path());
     let rt = Runtime::warren().unwrap();
     let (mut b, e2e) = attack_bundle(&attack);
-    let victim = e2e.join("victim");
+    // busybox picks its applet from argv[0]: the victim is a busybox copy named `sleep`.
+    std::fs::create_dir(e2e.join("victim")).unwrap();
+    let victim = e2e.join("victim/sleep");
     std::fs::copy(warren_e2e::bundle::BUSYBOX, &victim).unwrap();
     let before = sha256(&victim);
-    b.set_sh("/e2e/victim sleep 1 & /attack wait $! victim /e2e/result; sleep 60");
+    b.set_sh("/e2e/victim/sleep 5 & /attack wait $! /victim/ /e2e/result; sleep 60");
     b.save().unwrap();
     let id = unique_id("exectl");
     let _g = rt.guard(&id);

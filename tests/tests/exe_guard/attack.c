@@ -62,6 +62,7 @@ static const char *errname(int e) {
 static int is_target(pid_t pid, const char *marker, char *argv0, size_t len) {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+    argv0[0] = 0;
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
@@ -177,7 +178,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 500 && !is_target(pid, marker, argv0, sizeof argv0); i++)
         usleep(10 * 1000);
     if (!is_target(pid, marker, argv0, sizeof argv0)) {
-        record("REFUSED pid %d is not %s", (int)pid, marker);
+        record("REFUSED pid %d (argv0 \"%s\") is not %s", (int)pid, argv0, marker);
         return 2;
     }
     fd = open_exe(pid);
