@@ -26,7 +26,14 @@ fn runtime() -> Option<PathBuf> {
 
 fn opts(t: &Path) -> Option<BuildOptions> {
     match runtime() {
-        Some(r) => Some(BuildOptions::new(r, t.join("runtime-state"))),
+        Some(r) => {
+            let mut o = BuildOptions::new(r, t.join("runtime-state"));
+            // Where TLS goes through an intercepting proxy, steps need the host's CAs.
+            let ca = std::env::var("SSL_CERT_FILE")
+                .unwrap_or_else(|_| "/etc/ssl/certs/ca-certificates.crt".into());
+            o.ca_bundle = Path::new(&ca).exists().then(|| PathBuf::from(ca));
+            Some(o)
+        }
         None => {
             eprintln!(
                 "SKIPPED: target/{{release,debug}}/warren-runtime missing; run cargo build --release -p warren-runtime"
@@ -333,6 +340,45 @@ fn build_curated(name: &str) {
         built.layers,
         built.size as f64 / 1048576.0,
         start.elapsed().as_secs_f64()
+    );
+    measure_unpack(&s, &built.name, t.path());
+}
+
+/// Unpacks every layer of `name` into a scratch dir with warren's unpacker and with GNU
+/// tar, and prints both rates (an A/B ratio, not an assertion).
+fn measure_unpack(s: &Store, name: &str, scratch: &Path) {
+    use warren_images::layer::{Compression, UnpackMode, unpack};
+    let img = s.image(name).unwrap();
+    let (mut ours, mut theirs, mut bytes, mut entries) = (0.0, 0.0, 0u64, 0u64);
+    for (i, l) in img.layers.iter().enumerate() {
+        let dir = scratch.join(format!("unpack-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = std::io::BufReader::new(std::fs::File::open(s.blob_path(l)).unwrap());
+        let t0 = std::time::Instant::now();
+        let (_, dec) = Compression::auto_decoder(f).unwrap();
+        let st = unpack(dec, &dir, UnpackMode::Overlay).unwrap();
+        ours += t0.elapsed().as_secs_f64();
+        bytes += st.bytes;
+        entries += st.entries;
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let t0 = std::time::Instant::now();
+        common::run(
+            std::process::Command::new("tar")
+                .arg("-C")
+                .arg(&dir)
+                .arg("-xzf")
+                .arg(s.blob_path(l)),
+        );
+        theirs += t0.elapsed().as_secs_f64();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let mib = bytes as f64 / 1048576.0;
+    eprintln!(
+        "UNPACK {name}: {entries} entries, {mib:.0} MiB: warren {ours:.1}s ({:.0} MiB/s), GNU tar {theirs:.1}s ({:.0} MiB/s), ratio {:.2}",
+        mib / ours,
+        mib / theirs,
+        ours / theirs
     );
 }
 

@@ -53,7 +53,13 @@ pub(crate) struct Run<'a> {
     pub cwd: String,
     /// Share the host's network namespace (package downloads); otherwise a new, empty one.
     pub host_network: bool,
+    /// CA certificates for TLS inside the container (a TLS-intercepting proxy's CA): copied
+    /// into the bundle and mounted read-only at [`CA_PATH`], never into the layer.
+    pub ca_bundle: Option<&'a Path>,
 }
+
+/// Where a build container sees the CA bundle (under /run, which no layer keeps).
+pub(crate) const CA_PATH: &str = "/run/warren-build-ca.crt";
 
 /// What a run did.
 #[derive(Debug)]
@@ -95,7 +101,12 @@ impl Drop for ContainerGuard<'_> {
     }
 }
 
-fn bundle_config(r: &Run<'_>, merged: &Path, hostname: &str) -> serde_json::Value {
+fn bundle_config(
+    r: &Run<'_>,
+    merged: &Path,
+    hostname: &str,
+    ca_copy: Option<&Path>,
+) -> serde_json::Value {
     let mut ns = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -117,13 +128,26 @@ fn bundle_config(r: &Run<'_>, merged: &Path, hostname: &str) -> serde_json::Valu
         // The only host file a build sees: name resolution for package downloads.
         mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
     }
+    let mut env = r.env.clone();
+    if let Some(ca) = ca_copy {
+        mounts.push(json!({"destination": CA_PATH, "type": "bind", "source": ca, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+        for k in [
+            "SSL_CERT_FILE",
+            "PIP_CERT",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+        ] {
+            env.retain(|e| !e.starts_with(&format!("{k}=")));
+            env.push(format!("{k}={CA_PATH}"));
+        }
+    }
     json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
             "args": r.args,
-            "env": r.env,
+            "env": env,
             "cwd": r.cwd,
             "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
             "noNewPrivileges": false
@@ -161,7 +185,15 @@ pub(crate) fn run(r: &Run<'_>, on_line: &mut dyn FnMut(&str)) -> crate::Result<O
     mount_overlay(&merged, &opts)?;
     let _mount = MountGuard(merged.clone());
     let hostname = "warren-build";
-    let cfg = bundle_config(r, &merged, hostname);
+    let ca_copy = match r.ca_bundle {
+        Some(src) => {
+            let dst = bundle.join("ca-bundle.crt");
+            std::fs::copy(src, &dst).at("copy CA bundle", src)?;
+            Some(dst)
+        }
+        None => None,
+    };
+    let cfg = bundle_config(r, &merged, hostname, ca_copy.as_deref());
     let cfg =
         serde_json::to_vec_pretty(&cfg).map_err(|e| crate::store::bad_json("config.json", e))?;
     fsutil::write_atomic(&bundle.join("config.json"), &cfg)?;

@@ -111,6 +111,9 @@ pub struct BuildOptions {
     pub skip_smoke: bool,
     /// Prefix of the names built images get (`warren/` → `warren/python:latest`).
     pub name_prefix: String,
+    /// CA certificates that build steps trust for TLS (the host's bundle where a proxy
+    /// intercepts TLS). Mounted read-only for the step; never part of a layer.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -124,6 +127,7 @@ impl BuildOptions {
             compression: Compression::Gzip,
             skip_smoke: false,
             name_prefix: "warren/".into(),
+            ca_bundle: None,
         }
     }
 }
@@ -596,6 +600,7 @@ fn build_one(
                     env,
                     cwd: "/".into(),
                     host_network: true,
+                    ca_bundle: opts.ca_bundle.as_deref(),
                 };
                 let out = container::run(&run, &mut |l| {
                     (cx.progress)(&BuildEvent::Output {
@@ -654,6 +659,7 @@ fn build_one(
                 .and_then(|c| c.working_dir().clone())
                 .unwrap_or_else(|| "/".into()),
             host_network: false,
+            ca_bundle: None,
         };
         let out = container::run(&run, &mut |l| {
             (cx.progress)(&BuildEvent::Output {
