@@ -102,14 +102,37 @@ fn unique_id(prefix: &str) -> String {
 }
 
 fn run_quiet(rt: &Runtime, root: &Path, args: &[&str]) -> Result<(Duration, std::process::Output)> {
+    // The container's process inherits the runtime's stdio: `create`/`run` get files, not
+    // pipes, or reading their output would wait for the container to exit.
+    let detaching = matches!(args.first(), Some(&"create") | Some(&"run"));
+    let errf = tempfile::tempfile()?;
+    let mut cmd = Command::new(&rt.path);
+    cmd.arg("--root").arg(root).args(args).stdin(Stdio::null());
     let t = Instant::now();
-    let out = Command::new(&rt.path)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("spawn {}", rt.path.display()))?;
+    let out = if detaching {
+        let status = cmd
+            .stdout(Stdio::null())
+            .stderr(errf.try_clone()?)
+            .status()
+            .with_context(|| format!("spawn {}", rt.path.display()))?;
+        let elapsed = t.elapsed();
+        let mut stderr = Vec::new();
+        let mut f = errf;
+        use std::io::{Read, Seek};
+        f.rewind()?;
+        f.read_to_end(&mut stderr)?;
+        return Ok((
+            elapsed,
+            std::process::Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            },
+        ));
+    } else {
+        cmd.output()
+            .with_context(|| format!("spawn {}", rt.path.display()))?
+    };
     Ok((t.elapsed(), out))
 }
 
@@ -172,7 +195,19 @@ pub fn one(
     }
 }
 
-/// Interleaved latency measurement: `warmup` then `runs` lifecycles per runtime.
+/// In which order lifecycles of the runtimes are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// One lifecycle of each runtime in turn: drift hits all alike, and each container
+    /// start is spaced from the same runtime's previous one, as on a real host.
+    Interleaved,
+    /// All lifecycles of one runtime, then the next (hyperfine's order, as the reference
+    /// harness `shared/bench/lifecycle.sh`): back-to-back starts keep kernel fast paths warm.
+    Blocked,
+}
+
+/// Latency measurement: `warmup` then `runs` lifecycles per runtime.
 /// Ratios are relative to `runtimes[baseline]`.
 pub fn latency(
     runtimes: &[Runtime],
@@ -181,6 +216,7 @@ pub fn latency(
     runs: usize,
     warmup: usize,
     baseline: usize,
+    order: Order,
 ) -> Result<Vec<LatencyResult>> {
     let roots: Vec<tempfile::TempDir> = runtimes
         .iter()
@@ -190,8 +226,18 @@ pub fn latency(
     let mut ops: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); 4]; runtimes.len()];
     let mut fails = vec![0usize; runtimes.len()];
     let mut first_err: Vec<Option<String>> = vec![None; runtimes.len()];
-    for i in 0..(warmup + runs) {
-        for (k, rt) in runtimes.iter().enumerate() {
+    let n = warmup + runs;
+    let schedule: Vec<(usize, usize)> = match order {
+        Order::Interleaved => (0..n)
+            .flat_map(|i| (0..runtimes.len()).map(move |k| (i, k)))
+            .collect(),
+        Order::Blocked => (0..runtimes.len())
+            .flat_map(|k| (0..n).map(move |i| (i, k)))
+            .collect(),
+    };
+    for (i, k) in schedule {
+        let rt = &runtimes[k];
+        {
             match one(rt, roots[k].path(), bundle, mode) {
                 Ok((d, o)) if i >= warmup => {
                     totals[k].push(d.as_secs_f64() * 1e3);

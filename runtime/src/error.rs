@@ -97,6 +97,10 @@ pub enum RuntimeError {
         msg: String,
     },
 
+    /// A device request (CDI name, NVIDIA_VISIBLE_DEVICES) cannot be satisfied.
+    #[error("devices: {0}")]
+    Device(String),
+
     /// Something the runtime does not support yet; says what instead of ignoring it.
     #[error("unsupported: {0}")]
     Unsupported(String),

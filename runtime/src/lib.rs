@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 pub mod console;
+pub mod devices;
 pub mod error;
 pub mod exe_guard;
 pub mod executor;
@@ -37,6 +38,8 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `--systemd-cgroup`: cgroupsPath is `slice:prefix:name`.
     pub systemd_cgroup: bool,
+    /// Where CDI specs and NVIDIA drivers are found.
+    pub devices: devices::DeviceConfig,
 }
 
 impl Runtime {
@@ -45,6 +48,7 @@ impl Runtime {
         Self {
             root: root.into(),
             systemd_cgroup: false,
+            devices: devices::DeviceConfig::default(),
         }
     }
 

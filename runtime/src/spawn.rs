@@ -76,10 +76,12 @@ pub struct SpawnRequest<'a> {
     pub before_release: Option<BeforeRelease<'a>>,
     /// The spec's `linux.seccomp`, compiled ahead (then absent from `spec`).
     pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
+    /// Device driver setup inside the rootfs after mounting (NVIDIA libraries).
+    pub rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
 }
 
 /// A closure the parent runs between clone and release (see [`SpawnRequest`]).
-pub struct BeforeRelease<'a>(pub &'a dyn Fn() -> Result<()>);
+pub struct BeforeRelease<'a>(pub &'a dyn Fn(i32) -> Result<()>);
 
 impl std::fmt::Debug for BeforeRelease<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,6 +198,12 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
     let mut lc_spec = std::mem::take(&mut req.spec);
     // A new network namespace is created by our child, which also brings loopback up
     // (runc does; libcontainer does not). libcontainer is told nothing about it.
+    if req.rootfs_setup.is_some() && !crate::init::supports(&lc_spec) {
+        return Err(RuntimeError::Unsupported(
+            "NVIDIA driver setup together with user namespaces, time namespaces or idmapped mounts"
+                .into(),
+        ));
+    }
     let new_netns = req.kind == Kind::Init
         && matches!(
             namespace_path(&lc_spec, LinuxNamespaceType::Network),
@@ -352,6 +360,7 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
                     pre_exec: req.pre_exec.clone(),
                 },
                 seccomp: req.seccomp,
+                rootfs_setup: req.rootfs_setup,
             });
             let code = child_main(
                 args,
@@ -429,7 +438,7 @@ fn parent_handshake(
 ) -> Result<()> {
     if let Some(go_w) = go_w {
         if let Some(prepare) = &req.before_release {
-            (prepare.0)()?;
+            (prepare.0)(child)?;
         }
         if user_ns.is_some() {
             // New user namespace: the child cannot write host cgroup files; join it here.
@@ -515,6 +524,7 @@ struct FastInit<'a> {
     cgroup: &'a ContainerCgroup,
     executor: WarrenExecutor,
     seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
+    rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -650,6 +660,7 @@ fn child_main(
             no_pivot: args.no_pivot,
             executor: &f.executor,
             seccomp: f.seccomp,
+            rootfs_setup: f.rootfs_setup,
         };
         tracing::debug!("child: entering warren init");
         let e = match crate::init::run(&ia, &args.notify_listener, main_sender, init_receiver) {

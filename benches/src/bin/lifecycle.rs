@@ -33,6 +33,10 @@ struct Args {
     /// Parallel workers for the throughput test.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// interleaved (one lifecycle of each runtime in turn) or blocked (all of one runtime,
+    /// then the next, like hyperfine in shared/bench/lifecycle.sh).
+    #[arg(long, default_value = "blocked", value_parser = ["blocked", "interleaved"])]
+    order: String,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -70,6 +74,11 @@ fn main() -> Result<()> {
         }
     }
     let baseline = rts.iter().position(|r| r.name == "crun").unwrap_or(0);
+    let order = if a.order == "interleaved" {
+        lifecycle::Order::Interleaved
+    } else {
+        lifecycle::Order::Blocked
+    };
     lifecycle::private_mount_namespace()?;
     let dir = tempfile::tempdir()?;
     let plain = bundle::make(&dir.path().join("plain"), &warren, &["/bin/true"])?;
@@ -109,7 +118,7 @@ fn main() -> Result<()> {
         lifecycle::Mode::Run,
         a.runs,
         a.warmup,
-        baseline,
+        baseline, order,
     )?;
     show("plain bundle, run mode", "plain_run", &r);
     let r = lifecycle::latency(
@@ -118,7 +127,7 @@ fn main() -> Result<()> {
         lifecycle::Mode::CreateStart,
         a.runs,
         a.warmup,
-        baseline,
+        baseline, order,
     )?;
     show("plain bundle, create/start/state/delete", "plain_cs", &r);
     if have_seccomp {
@@ -128,7 +137,7 @@ fn main() -> Result<()> {
             lifecycle::Mode::Run,
             a.runs,
             a.warmup,
-            baseline,
+            baseline, order,
         )?;
         show(
             "seccomp bundle (podman default profile), run mode",

@@ -6,6 +6,7 @@
 
 pub mod layout;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -87,6 +88,19 @@ pub struct ContainerCgroup {
     pub mode: Mode,
     /// One entry per hierarchy joined.
     pub dirs: Vec<CgroupDir>,
+    /// Set when systemd owns the cgroup as a transient scope (the systemd driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdScope>,
+}
+
+/// A transient systemd scope holding the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemdScope {
+    /// The spec's `slice:prefix:name`.
+    pub cgroups_path: String,
+    /// The container id (the scope's description).
+    pub id: String,
 }
 
 /// Freezer states reported by [`ContainerCgroup::freezer_state`].
@@ -111,6 +125,7 @@ impl ContainerCgroup {
         Ok(Self {
             mode: layout.mode,
             dirs,
+            systemd: None,
         })
     }
 
@@ -142,6 +157,9 @@ impl ContainerCgroup {
 
     /// Creates just the cgroup2 directory (it must exist for `CLONE_INTO_CGROUP`).
     pub fn create_v2_dir(&self) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         let mut created = Vec::new();
         for d in self.dirs.iter().filter(|d| d.v2) {
             v2::create_dirs(&d.path, self.mode == Mode::Unified, &mut created)?;
@@ -152,6 +170,10 @@ impl ContainerCgroup {
     /// Creates every directory (initialising cpuset and enabling v2 controllers on the way)
     /// and applies `resources`. On error, removes what it created.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if self.systemd.is_some() {
+            // systemd creates the scope when the process is handed to it.
+            return Ok(());
+        }
         let mut created: Vec<PathBuf> = Vec::new();
         let r = self.create_inner(resources, &mut created);
         if r.is_err() {
@@ -194,6 +216,9 @@ impl ContainerCgroup {
     /// Moves `pid` into every hierarchy. `unified_done` skips the cgroup2 directory,
     /// which `clone3(CLONE_INTO_CGROUP)` has joined already.
     pub fn join(&self, pid: i32, unified_done: bool) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         let s = pid.to_string();
         for d in &self.dirs {
             if unified_done && d.v2 {
@@ -209,6 +234,9 @@ impl ContainerCgroup {
     /// threadgroup rwsem for writing, which otherwise costs an RCU grace period.
     /// `unified_done` skips a cgroup2 directory already joined by `CLONE_INTO_CGROUP`.
     pub fn join_self(&self, unified_done: bool) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         for d in &self.dirs {
             if d.v2 {
                 if !unified_done {
@@ -334,6 +362,11 @@ impl ContainerCgroup {
     /// Removes every directory, deepest first, killing stragglers and retrying while the
     /// kernel still counts exiting tasks. Missing directories are fine.
     pub fn remove(&self) -> Result<()> {
+        if let Some(sd) = &self.systemd
+            && let Err(e) = systemd::stop(&sd.cgroups_path, &sd.id)
+        {
+            tracing::warn!(error = %e, "stop systemd scope");
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut first_err = None;
         for d in &self.dirs {

@@ -80,6 +80,8 @@ pub struct InitArgs<'a> {
     pub executor: &'a WarrenExecutor,
     /// The spec's seccomp filter, precompiled (the spec then has none).
     pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
+    /// Device driver setup to do inside the rootfs once everything is mounted.
+    pub rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
 }
 
 fn sys() -> Box<dyn Syscall> {
@@ -153,6 +155,14 @@ pub fn run(
     let root = mounts::mount_rootfs(spec, a.rootfs, a.bundle, a.cgroup, cgroup_ns)?;
     mounts::create_devices(&root, spec)?;
     drop(root);
+    if let Some(setup) = a.rootfs_setup {
+        // Driver libraries are bind-mounted by now: link libcuda.so and refresh the cache.
+        setup
+            .apply(a.rootfs)
+            .map_err(|e| format!("device driver setup: {}", chain(&e)))?;
+        warren_gpu::nvidia::run_ldconfig(Path::new("/sbin/ldconfig"), a.rootfs)
+            .map_err(|e| format!("device driver setup: {}", chain(&e)))?;
+    }
     if let Some(hooks) = spec.hooks() {
         // prestart and createRuntime run in the runtime's namespaces, done by the parent.
         main_sender.hook_request().map_err(|e| chain(&e))?;

@@ -121,7 +121,23 @@ fn create_in(
     tracing::debug!("create: state directory made");
     let layout = Layout::detect(Path::new("/proc"))?;
     let inner = cgroup_inner_path(rt, cfg, &o.id)?;
-    let cg = ContainerCgroup::resolve(&layout, &inner)?;
+    let mut cg = ContainerCgroup::resolve(&layout, &inner)?;
+    if rt.systemd_cgroup
+        && layout.mode == crate::cgroups::Mode::Unified
+        && crate::cgroups::systemd::available()
+    {
+        let given = cfg
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("system.slice:warren:{}", o.id));
+        cg.systemd = Some(crate::cgroups::SystemdScope {
+            cgroups_path: given,
+            id: o.id.clone(),
+        });
+    }
     let resources = cfg
         .spec
         .linux()
@@ -131,7 +147,10 @@ fn create_in(
     // Only the cgroup2 directory must exist before the clone (CLONE_INTO_CGROUP); the
     // rest is created while the child builds its network namespace.
     cg.create_v2_dir()?;
-    let make_cgroups = || -> Result<()> {
+    let make_cgroups = |pid: i32| -> Result<()> {
+        if let Some(sd) = &cg.systemd {
+            crate::cgroups::systemd::start(&sd.cgroups_path, &sd.id, pid, resources)?;
+        }
         cg.create(resources)?;
         tracing::debug!("create: cgroups made");
         Ok(())
@@ -158,6 +177,11 @@ fn create_in(
         }
         (None, None) => None,
     };
+    // Devices requested through CDI annotations or NVIDIA_VISIBLE_DEVICES become spec
+    // edits; the saved spec (used by exec and update) includes them.
+    let mut cfg = cfg.clone();
+    let gpu_setup = crate::devices::resolve(&mut cfg.spec, &rt.devices)?;
+    let cfg = &cfg;
     dir.save_spec(&cfg.spec)?;
     crate::rootfs::ensure_cwd(&cfg.spec, cfg.rootfs())?;
     // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
@@ -192,6 +216,7 @@ fn create_in(
         annotations: annotations.clone(),
         before_release: Some(crate::spawn::BeforeRelease(&make_cgroups)),
         seccomp: seccomp.as_ref(),
+        rootfs_setup: (!gpu_setup.is_empty()).then_some(&gpu_setup),
     })?;
     copyups.release();
     tracing::debug!(pid = spawned.pid, "create: init ready");

@@ -303,6 +303,7 @@ fn exec_spawn(
         annotations: Default::default(),
         before_release: None,
         seccomp: None,
+        rootfs_setup: None,
     });
     let _ = std::fs::remove_file(&notify);
     let spawned = spawned?;

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Installs what warren needs, builds it, and installs `warren` and `warren-runtime` into
+# /usr/local/bin (PREFIX to change). Debian 12, as root.
+set -eu
+cd "$(dirname "$0")/.."
+PREFIX=${PREFIX:-/usr/local}
+./scripts/deps.sh
+./scripts/build.sh
+install -D -m 0755 target/x86_64-unknown-linux-gnu/release/warren-runtime "$PREFIX/bin/warren-runtime"
+install -D -m 0755 target/release/warren "$PREFIX/bin/warren"
+echo "installed: $PREFIX/bin/warren $PREFIX/bin/warren-runtime"
