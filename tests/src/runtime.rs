@@ -82,6 +82,11 @@ impl Runtime {
 
     /// Any runc-compatible binary, named `name` in messages.
     pub fn new(name: &str, bin: impl Into<PathBuf>) -> Result<Self> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(HarnessError::Other(
+                "the e2e tests must run as root: they create namespaces, cgroups and mounts".into(),
+            ));
+        }
         let root = tempfile::Builder::new()
             .prefix(&format!("warren-e2e-root-{name}-"))
             .tempdir()
