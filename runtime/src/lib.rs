@@ -16,6 +16,7 @@ pub mod id;
 pub mod init;
 pub mod proc;
 pub mod rootfs;
+pub mod sandbox;
 pub mod seccomp;
 pub mod signal;
 pub mod spawn;

@@ -78,6 +78,8 @@ pub struct SpawnRequest<'a> {
     pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
     /// Device driver setup inside the rootfs after mounting (NVIDIA libraries).
     pub rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
+    /// Landlock and profile filters for the init to enforce.
+    pub sandbox: &'a crate::sandbox::SandboxPlan,
 }
 
 /// A closure the parent runs between clone and release (see [`SpawnRequest`]).
@@ -361,6 +363,7 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
                 },
                 seccomp: req.seccomp,
                 rootfs_setup: req.rootfs_setup,
+                sandbox: req.sandbox,
             });
             let code = child_main(
                 args,
@@ -368,6 +371,7 @@ pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
                 go_r,
                 self_join,
                 new_netns,
+                !req.sandbox.loopback_down,
                 &mut main_sender,
                 &mut init_receiver,
                 user_ns.clone(),
@@ -525,6 +529,7 @@ struct FastInit<'a> {
     executor: WarrenExecutor,
     seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
     rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
+    sandbox: &'a crate::sandbox::SandboxPlan,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -534,6 +539,7 @@ fn child_main(
     go_r: Option<OwnedFd>,
     self_join: Option<(&ContainerCgroup, bool)>,
     new_netns: bool,
+    loopback: bool,
     main_sender: &mut channel::MainSender,
     init_receiver: &mut channel::InitReceiver,
     user_ns: Option<Option<PathBuf>>,
@@ -557,7 +563,7 @@ fn child_main(
     // Without any user namespace the network namespace can be made right away, while the
     // parent is still creating cgroups.
     let early_netns = new_netns && user_ns.is_none();
-    if early_netns && let Err(e) = new_network_namespace() {
+    if early_netns && let Err(e) = new_network_namespace(loopback) {
         return fail(main_sender, e);
     }
     if let Some(go_r) = go_r {
@@ -611,7 +617,7 @@ fn child_main(
     }
     if new_netns
         && !early_netns
-        && let Err(e) = new_network_namespace()
+        && let Err(e) = new_network_namespace(loopback)
     {
         return fail(main_sender, e);
     }
@@ -661,6 +667,7 @@ fn child_main(
             executor: &f.executor,
             seccomp: f.seccomp,
             rootfs_setup: f.rootfs_setup,
+            sandbox: f.sandbox,
         };
         tracing::debug!("child: entering warren init");
         let e = match crate::init::run(&ia, &args.notify_listener, main_sender, init_receiver) {
@@ -703,10 +710,13 @@ fn join_session_keyring(id: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn new_network_namespace() -> std::result::Result<(), String> {
+fn new_network_namespace(loopback: bool) -> std::result::Result<(), String> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNET)
         .map_err(|e| format!("create network namespace: {e}"))?;
-    loopback_up().map_err(|e| format!("bring up loopback: {e}"))
+    if loopback {
+        loopback_up().map_err(|e| format!("bring up loopback: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `ip link set lo up` in the current network namespace.

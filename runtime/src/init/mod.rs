@@ -82,6 +82,8 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a warren_sandbox::seccomp::CompiledFilter>,
     /// Device driver setup to do inside the rootfs once everything is mounted.
     pub rootfs_setup: Option<&'a warren_gpu::nvidia::RootfsSetup>,
+    /// Landlock and profile filters.
+    pub sandbox: &'a crate::sandbox::SandboxPlan,
 }
 
 fn sys() -> Box<dyn Syscall> {
@@ -283,7 +285,8 @@ pub fn run(
     syscall
         .close_range(a.preserve_fds)
         .map_err(|e| format!("mark fds close-on-exec: {}", chain(&e)))?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Landlock needs no_new_privs (or CAP_SYS_ADMIN); a sandboxed container always has it.
+    let nnp = process.no_new_privileges().unwrap_or(false) || !a.sandbox.is_empty();
     if !nnp {
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
         install_seccomp(a, linux)?;
@@ -309,6 +312,9 @@ pub fn run(
         // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(format!("set no_new_privs: {}", nix::Error::last()));
+        }
+        if let Some(report) = crate::sandbox::enforce(a.sandbox)? {
+            tracing::debug!(%report, "landlock");
         }
         install_seccomp(a, linux)?;
     }

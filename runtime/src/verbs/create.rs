@@ -181,6 +181,9 @@ fn create_in(
     // edits; the saved spec (used by exec and update) includes them.
     let mut cfg = cfg.clone();
     let gpu_setup = crate::devices::resolve(&mut cfg.spec, &rt.devices)?;
+    // A requested profile becomes spec edits too; its filters and Landlock rules are
+    // enforced by the init.
+    let plan = crate::sandbox::prepare(rt, &mut cfg.spec)?;
     let cfg = &cfg;
     dir.save_spec(&cfg.spec)?;
     crate::rootfs::ensure_cwd(&cfg.spec, cfg.rootfs())?;
@@ -217,6 +220,7 @@ fn create_in(
         before_release: Some(crate::spawn::BeforeRelease(&make_cgroups)),
         seccomp: seccomp.as_ref(),
         rootfs_setup: (!gpu_setup.is_empty()).then_some(&gpu_setup),
+        sandbox: &plan,
     })?;
     copyups.release();
     tracing::debug!(pid = spawned.pid, "create: init ready");

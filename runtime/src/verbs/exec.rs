@@ -180,6 +180,8 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     }
     let mut spec = dir.load_spec()?;
     let process = build_process(&spec, o)?;
+    // Processes exec'd into a sandbox get the same Landlock rules and profile filters.
+    let plan = crate::sandbox::prepare(rt, &mut spec)?;
     if !process.cwd().is_absolute() {
         return Err(RuntimeError::ConfigInvalid {
             field: "process.cwd".into(),
@@ -261,7 +263,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     } else {
         Some(supervise::block_signals()?)
     };
-    let r = exec_spawn(o, &dir, &st, spec, console_fd, pair, old_mask);
+    let r = exec_spawn(o, &dir, &st, spec, console_fd, pair, old_mask, plan);
     if let Some(m) = old_mask {
         supervise::restore_signals(&m);
     }
@@ -277,6 +279,7 @@ fn exec_spawn(
     console_fd: Option<std::os::fd::OwnedFd>,
     pair: Option<std::os::fd::OwnedFd>,
     old_mask: Option<nix::sys::signal::SigSet>,
+    plan: crate::sandbox::SandboxPlan,
 ) -> Result<i32> {
     let sigmask = match old_mask {
         Some(m) => m,
@@ -299,11 +302,16 @@ fn exec_spawn(
         no_pivot: false,
         no_new_keyring: true,
         sigmask,
-        pre_exec: o.pre_exec.clone(),
+        pre_exec: if plan.is_empty() {
+            o.pre_exec.clone()
+        } else {
+            Some(std::sync::Arc::new(crate::sandbox::PlanHook(plan)))
+        },
         annotations: Default::default(),
         before_release: None,
         seccomp: None,
         rootfs_setup: None,
+        sandbox: &crate::sandbox::SandboxPlan::default(),
     });
     let _ = std::fs::remove_file(&notify);
     let spawned = spawned?;

@@ -202,7 +202,13 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
             Ok(0)
         }
         Cmd::Features => {
-            let v = verbs::features::features(&Vec::new());
+            let probe = warren_sandbox::probe::Features::probe(
+                std::path::Path::new("/proc"),
+                std::path::Path::new("/sys"),
+            );
+            // The probe reports what this kernel lacks (and how warren degrades) itself.
+            let extra: Vec<(String, String)> = probe.annotations().into_iter().collect();
+            let v = verbs::features::features(&extra);
             out(&(serde_json::to_string_pretty(&v)? + "\n"));
             Ok(0)
         }
