@@ -1,5 +1,6 @@
 //! One module per runc verb.
 
+pub mod cdi;
 pub mod create;
 pub mod delete;
 pub mod events;

@@ -71,6 +71,9 @@ pub enum Cmd {
     Spec(SpecCmd),
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// Container Device Interface: generate specs for this host's devices, list devices.
+    #[command(subcommand)]
+    Cdi(CdiCmd),
     /// Not supported (no CRIU).
     #[command(hide = true)]
     Checkpoint(Passthrough),
@@ -283,4 +286,31 @@ pub struct SpecCmd {
     /// Generate a spec for rootless containers.
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdiCmd {
+    /// Discover devices and print CDI specs (as `nvidia-ctk cdi generate`).
+    Generate(CdiGenerate),
+    /// List the devices of the CDI registry (/etc/cdi, /var/run/cdi).
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct CdiGenerate {
+    /// nvidia, rdma, amd, tpu or all.
+    #[arg(long, default_value = "all")]
+    pub kind: String,
+    /// yaml or json.
+    #[arg(long, default_value = "yaml", value_parser = ["yaml", "json"])]
+    pub format: String,
+    /// Write here instead of stdout (one file; with several kinds, one document each).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Emit no hooks: warren-runtime does the NVIDIA createContainer work itself.
+    #[arg(long)]
+    pub builtin_hooks: bool,
+    /// Driver root (e.g. /run/nvidia/driver with the GPU operator).
+    #[arg(long, default_value = "/")]
+    pub driver_root: PathBuf,
 }

@@ -212,6 +212,54 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
             out(&(serde_json::to_string_pretty(&v)? + "\n"));
             Ok(0)
         }
+        Cmd::Cdi(crate::cli::CdiCmd::List) => {
+            let dirs: Vec<&std::path::Path> =
+                rt.devices.cdi_dirs.iter().map(|p| p.as_path()).collect();
+            let (names, errors) = verbs::cdi::list(&dirs);
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            out(&names.iter().map(|n| format!("{n}\n")).collect::<String>());
+            Ok(0)
+        }
+        Cmd::Cdi(crate::cli::CdiCmd::Generate(g)) => {
+            let kind: verbs::cdi::Kind = g.kind.parse()?;
+            let mut roots = rt.devices.nvidia_roots.clone();
+            roots.driver_root = g.driver_root.clone();
+            let mut text = String::new();
+            let mut found = 0;
+            for gen_ in verbs::cdi::generate(kind, &roots, g.builtin_hooks)? {
+                match gen_ {
+                    verbs::cdi::Generated::Spec(s) => {
+                        found += 1;
+                        let doc = if g.format == "json" {
+                            s.to_json()?
+                        } else {
+                            s.to_yaml()?
+                        };
+                        if g.format == "yaml" && !text.is_empty() {
+                            text.push_str("---\n");
+                        }
+                        text.push_str(&doc);
+                        if !doc.ends_with('\n') {
+                            text.push('\n');
+                        }
+                    }
+                    verbs::cdi::Generated::Absent(k, why) => eprintln!("{k}: none: {why}"),
+                }
+            }
+            match &g.output {
+                Some(p) => {
+                    std::fs::write(p, &text).with_context(|| format!("write {}", p.display()))?
+                }
+                None => out(&text),
+            }
+            Ok(if found > 0 || kind == verbs::cdi::Kind::All {
+                0
+            } else {
+                1
+            })
+        }
         Cmd::Checkpoint(_) | Cmd::Restore(_) => {
             bail!("checkpoint/restore is not supported by warren-runtime (no CRIU)")
         }
