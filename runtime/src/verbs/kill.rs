@@ -8,9 +8,9 @@ use crate::{Runtime, proc, signal};
 /// Sends `sig` (a name or number) to container `id`; with `all`, to every process in its
 /// cgroup.
 pub fn kill(rt: &Runtime, id: &str, sig: &str, all: bool) -> Result<()> {
-    let signo = signal::parse(sig)?;
     let dir = rt.state_dir(id)?;
     let st = dir.load()?;
+    let signo = signal::parse(sig)?;
     let status = st.status(&dir);
     if status == Status::Stopped && !all {
         return Err(RuntimeError::status("container not running"));

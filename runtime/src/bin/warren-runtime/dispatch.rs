@@ -168,7 +168,13 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
                 out(&ids);
             } else if c.format == "json" {
                 let v: Vec<_> = rows.iter().map(|r| r.state.to_oci(r.status)).collect();
-                out(&(serde_json::to_string(&v)? + "\n"));
+                // runc prints Go's nil slice, `null`, when there are no containers.
+                let text = if v.is_empty() {
+                    "null".to_owned()
+                } else {
+                    serde_json::to_string(&v)?
+                };
+                out(&(text + "\n"));
             } else {
                 let mut t = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n");
                 for r in &rows {
@@ -274,7 +280,8 @@ fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// Aligns tab-separated columns like Go's tabwriter (padding 3, as runc).
+/// Aligns tab-separated columns like Go's tabwriter as runc sets it up (minimum cell width
+/// 12, padding 3).
 fn tabulate(t: &str) -> String {
     let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split('\t').collect()).collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -290,7 +297,7 @@ fn tabulate(t: &str) -> String {
             if i + 1 == r.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<width$}", width = w[i] + 3));
+                s.push_str(&format!("{c:<width$}", width = (w[i] + 3).max(12)));
             }
         }
         s.push('\n');
