@@ -395,3 +395,70 @@ fn slow_build_python() {
         build_curated("python");
     }
 }
+
+/// Lists (path, size, sha256) of a layer blob's entries.
+fn entry_digests(
+    s: &Store,
+    blob: &warren_images::Digest,
+) -> std::collections::BTreeMap<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(s.blob_path(blob)).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut out = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().display().to_string();
+        let h = e.header().clone();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let meta = format!(
+            "{:?} {:o} {} {}",
+            h.entry_type(),
+            h.mode().unwrap(),
+            h.mtime().unwrap(),
+            warren_images::Digest::of(&data)
+        );
+        out.insert(p, meta);
+    }
+    out
+}
+
+/// An apt step built twice from the real base: reports which files differ (apt and dpkg
+/// write some state that is not reproducible) and asserts the digests match.
+#[test]
+fn slow_apt_step_determinism() {
+    if !slow_enabled("slow_apt_step_determinism") {
+        return;
+    }
+    let keep = std::env::var("WARREN_IMAGES_BUILD_STORE").ok();
+    let t = tempfile::tempdir().unwrap();
+    let root = keep
+        .map(PathBuf::from)
+        .unwrap_or_else(|| t.path().join("store"));
+    let Some(mut o) = opts(t.path()) else { return };
+    let s = Store::open(&root).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut set = recipe::load_dir(&dir).unwrap();
+    set.insert(recipe::parse_str("name = \"apt-twice\"\ndescription = \"d\"\nfrom = \"base\"\n[[steps]]\napt = [\"python3\"]\n", Path::new("apt-twice.toml")).unwrap());
+    build(&s, &set, "base", &o, &mut |_| {}).unwrap();
+    o.no_cache = false;
+    o.skip_smoke = true;
+    let mut o2 = o.clone();
+    o2.no_cache = true;
+    let a = build(&s, &set, "apt-twice", &o2, &mut |_| {}).unwrap();
+    let la = s.image(&a.name).unwrap().layers[1].clone();
+    let b = build(&s, &set, "apt-twice", &o2, &mut |_| {}).unwrap();
+    let lb = s.image(&b.name).unwrap().layers[1].clone();
+    if la != lb {
+        let (ea, eb) = (entry_digests(&s, &la), entry_digests(&s, &lb));
+        for (k, v) in &ea {
+            if eb.get(k) != Some(v) {
+                eprintln!("DIFF {k}: {v} vs {:?}", eb.get(k));
+            }
+        }
+        for k in eb.keys().filter(|k| !ea.contains_key(*k)) {
+            eprintln!("ONLY IN SECOND {k}");
+        }
+    }
+    assert_eq!(la, lb, "apt layer differs between two builds");
+}

@@ -284,6 +284,7 @@ fn concurrent_processes_import() {
                 .env("WARREN_TEST_STORE", &root)
                 .env("WARREN_TEST_ARCHIVE", &archive)
                 .env("WARREN_TEST_NAME", format!("p{i}"))
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -58,8 +58,9 @@ pub(crate) struct Run<'a> {
     pub ca_bundle: Option<&'a Path>,
 }
 
-/// Where a build container sees the CA bundle (under /run, which no layer keeps).
-pub(crate) const CA_PATH: &str = "/run/warren-build-ca.crt";
+/// Where a build container sees the CA bundle: inside the `/tmp` tmpfs, so its mount
+/// point never touches the upper directory (the layer is the same with or without it).
+pub(crate) const CA_PATH: &str = "/tmp/.warren-build-ca.crt";
 
 /// What a run did.
 #[derive(Debug)]
