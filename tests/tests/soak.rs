@@ -5,10 +5,11 @@
 //!
 //! The only test in its binary, so the fd count is not disturbed by other tests
 //! (`cargo test` runs test binaries one after another; nextest gives every test its own
-//! process). Another test binary running at the same time under nextest can add mounts
-//! of its own for a moment, so the mount count is compared until it settles; run it
-//! alone (see `tests/nextest.toml`) for an exact comparison. `E2E_SOAK=N` changes the
-//! number of lifecycles.
+//! process). The mount namespace is the host's, shared with whatever else runs there
+//! (other tests under nextest, other people's builds): a mount that disappeared cannot
+//! be one of ours and is only reported; a mount that appeared fails the test unless it
+//! goes away within 10 s. Run it alone (see `tests/nextest.toml`) for an exact count.
+//! `E2E_SOAK=N` changes the number of lifecycles.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -85,12 +86,22 @@ fn a_thousand_lifecycles_leave_nothing_behind() {
     let before: BTreeSet<String> = mounts_before.into_iter().collect();
     let mut added = Vec::new();
     let mut removed = Vec::new();
+    let mut count_after = 0;
     let settled = wait_until(Duration::from_secs(10), Duration::from_millis(200), || {
         let now: BTreeSet<String> = mount_lines().unwrap_or_default().into_iter().collect();
+        count_after = now.len();
         added = now.difference(&before).cloned().collect();
         removed = before.difference(&now).cloned().collect();
-        added.is_empty() && removed.is_empty()
+        added.is_empty()
     });
+    println!(
+        "mountinfo entries: {} before, {count_after} after; fds: {fds_before} before, \
+         {fds_after} after",
+        before.len()
+    );
+    if !removed.is_empty() {
+        println!("mounts removed meanwhile (not ours): {removed:#?}");
+    }
 
     assert!(
         errors.is_empty(),
@@ -99,10 +110,7 @@ fn a_thousand_lifecycles_leave_nothing_behind() {
         errors[0]
     );
     leaks.unwrap();
-    assert!(
-        settled,
-        "mounts changed: added {added:#?}\nremoved {removed:#?}"
-    );
+    assert!(settled, "mounts added and still there: {added:#?}");
     assert_eq!(
         fds_before, fds_after,
         "open fds of the test process changed"
