@@ -1100,13 +1100,44 @@ fn observe(v: &Variant, rt: &Runtime) -> (std::result::Result<Obs, String>, Stri
     }
 }
 
-fn cell(r: &std::result::Result<Obs, String>) -> String {
-    match r {
-        Ok(o) => {
-            let first: String = o.out.trim().replace('\n', " ⏎ ").chars().take(60).collect();
-            format!("exit {}: `{}`", o.exit, first.replace('|', "\\|"))
+/// A table cell: the exit status and the start of the output, or, when the two runtimes'
+/// outputs differ, the first line where they do.
+fn cell(r: &std::result::Result<Obs, String>, other: &std::result::Result<Obs, String>) -> String {
+    let short = |s: &str, n: usize| -> String {
+        s.trim()
+            .replace('\n', " ⏎ ")
+            .chars()
+            .take(n)
+            .collect::<String>()
+            .replace('|', "\\|")
+    };
+    match (r, other) {
+        (Ok(o), Ok(x)) if o.out != x.out => {
+            let mine: Vec<&str> = o.out.lines().collect();
+            let theirs: Vec<&str> = x.out.lines().collect();
+            let i = (0..mine.len().max(theirs.len()))
+                .find(|&i| mine.get(i) != theirs.get(i))
+                .unwrap_or(0);
+            let line = mine.get(i).copied().unwrap_or("(no such line)");
+            let their = theirs.get(i).copied().unwrap_or("");
+            // Start a little before the first differing character.
+            let at = line
+                .chars()
+                .zip(their.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let from = at.saturating_sub(25);
+            let cut: String = line.chars().skip(from).collect();
+            let dots = if from > 0 { "…" } else { "" };
+            format!(
+                "exit {}: line {}: `{dots}{}`",
+                o.exit,
+                i + 1,
+                short(&cut, 70)
+            )
         }
-        Err(e) => e.chars().take(60).collect::<String>().replace('\n', " "),
+        (Ok(o), _) => format!("exit {}: `{}`", o.exit, short(&o.out, 60)),
+        (Err(e), _) => short(e, 60),
     }
 }
 
@@ -1142,8 +1173,8 @@ fn runc_and_warren_agree_on_every_variant() {
             table,
             "| {} | {} | {} | {verdict} |",
             v.name,
-            cell(&r),
-            cell(&w),
+            cell(&r, &w),
+            cell(&w, &r),
         );
         if !problems.is_empty() {
             mismatches.push(v.name);
