@@ -389,6 +389,23 @@ fn slow_build_base() {
     }
 }
 
+/// Builds the recipes named in WARREN_IMAGES_BUILD_RECIPES (comma-separated), e.g.
+/// `cpp,go,rust,r`, into the same store.
+#[test]
+fn slow_build_listed() {
+    let Ok(list) = std::env::var("WARREN_IMAGES_BUILD_RECIPES") else {
+        eprintln!(
+            "SKIPPED slow_build_listed: set WARREN_IMAGES_BUILD_RECIPES=cpp,go,… (and WARREN_IMAGES_BUILD_TESTS=1)"
+        );
+        return;
+    };
+    if slow_enabled("slow_build_listed") {
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            build_curated(name);
+        }
+    }
+}
+
 #[test]
 fn slow_build_python() {
     if slow_enabled("slow_build_python") {

@@ -399,3 +399,15 @@ fn not_an_archive_is_refused() {
     std::fs::write(&ar, RawTar::new().file("etc/x", b"x").finish()).unwrap();
     assert_import_fails_unchanged(&s, &ar, "not an OCI archive");
 }
+
+#[test]
+fn one_name_for_a_multi_image_archive_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let a = Store::open(t.path().join("a")).unwrap();
+    a.import_rootfs(&small_rootfs(t.path(), "x"), "x:1").unwrap();
+    a.import_rootfs(&small_rootfs(t.path(), "y"), "y:1").unwrap();
+    let ar = t.path().join("two.tar");
+    a.export_archive(&["x:1", "y:1"], &ar, ArchiveFormat::Oci).unwrap();
+    let b = Store::open(t.path().join("b")).unwrap();
+    assert_import_fails_unchanged(&b, &ar, "holds 2 images");
+}

@@ -198,6 +198,13 @@ impl Store {
         if found.is_empty() {
             return Err(ArchiveError::Empty(contents.archive.clone()).into());
         }
+        if opts.name.is_some() && found.len() > 1 {
+            return Err(ArchiveError::AmbiguousName {
+                archive: contents.archive.clone(),
+                count: found.len(),
+            }
+            .into());
+        }
         let mut names = Vec::new();
         let mut out = Vec::new();
         for f in &found {

@@ -48,6 +48,14 @@ pub enum ArchiveError {
         /// The image's manifest digest.
         digest: String,
     },
+    /// A name was given but the archive holds several images.
+    #[error("archive {archive} holds {count} images; a single name cannot be given to all")]
+    AmbiguousName {
+        /// The archive.
+        archive: String,
+        /// How many images it holds.
+        count: usize,
+    },
     /// The archive holds no image.
     #[error("archive {0} holds no image")]
     Empty(String),
