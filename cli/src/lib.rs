@@ -1,5 +1,24 @@
-//! The logic behind the `warren` CLI: turning `warren run` options into an OCI spec and
-//! running it with the runtime library. `main.rs` only parses arguments.
+//! The logic behind the `warren` CLI; `main.rs` only parses arguments.
+//!
+//! One module a verb (`run`, `exec`, `logs`, `inspect`, `events`, `stats`, `top`, and
+//! `remove` for stop/rm/cleanup), plus the pieces they share: [`state`] (records, names,
+//! journal), [`sandbox`] (a record joined with runtime state), [`hostview`] (the default
+//! rootfs), [`detach`] and [`monitor`] (detached sandboxes), [`confine`] (profiles).
 
+pub mod confine;
+pub mod detach;
+pub mod events;
+pub mod exec;
+pub mod exit;
 pub mod hostview;
+pub mod inspect;
+pub mod logs;
+pub mod monitor;
+pub mod remove;
 pub mod run;
+pub mod sandbox;
+pub mod script;
+pub mod state;
+pub mod stats;
+pub mod timefmt;
+pub mod top;

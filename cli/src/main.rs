@@ -1,11 +1,21 @@
 //! `warren`: run sandboxes and experiments. Parses arguments and calls `warren_cli`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use warren_cli::run::{Network, RunOptions, Volume, parse_size};
+use warren_cli::exit::WARREN_ERROR;
+use warren_cli::run::{
+    Network, ProfileRef, RunOptions, Volume, parse_env_file, parse_size, parse_user,
+};
+use warren_cli::state::Roots;
+
+/// Environment variable carrying the path of the `warren` binary across the
+/// CVE-2019-5736 re-exec (after which `/proc/self/exe` is a detached mount).
+const EXE_ENV: &str = "WARREN_EXE";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -14,27 +24,125 @@ use warren_cli::run::{Network, RunOptions, Volume, parse_size};
     about = "Sandboxes and experiments for AI workloads"
 )]
 struct Cli {
-    /// State root.
+    /// Runtime state root (tmpfs): runtime state, bundles, exit files.
     #[arg(long, global = true, default_value = "/run/warren")]
     root: PathBuf,
+    /// Persistent data root: records, logs, names, the event journal, images.
+    #[arg(long, global = true, default_value = "/var/lib/warren")]
+    data_root: PathBuf,
+    /// Log level of warren's own messages (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    /// Log format of warren's own messages (text or json).
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a command in a sandbox (a read-only view of the host when no image is given).
-    Run(RunArgs),
+    /// Run a command (or a script file) in a sandbox.
+    Run(Box<RunArgs>),
+    /// List sandboxes.
+    Ps {
+        /// Show all sandboxes, also exited ones.
+        #[arg(short, long)]
+        all: bool,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show the logs of a detached sandbox.
+    Logs {
+        /// Keep printing new output until the sandbox exits.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Prefix each line with its timestamp.
+        #[arg(short, long)]
+        timestamps: bool,
+        name: String,
+    },
+    /// Run a command in a running sandbox.
+    Exec(ExecArgs),
+    /// Stop sandboxes: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove sandboxes.
+    Rm {
+        /// Kill running sandboxes first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show a sandbox's configuration, state and profile as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show lifecycle events (create, start, oom, die, stop, rm).
+    Events {
+        /// Keep printing new events.
+        #[arg(short, long)]
+        follow: bool,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Only events of this sandbox (name or id prefix).
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Resource use of running sandboxes.
+    Stats {
+        /// Print one reading and exit.
+        #[arg(long)]
+        no_stream: bool,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Seconds between readings.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Sandboxes (default: all running).
+        names: Vec<String>,
+    },
+    /// Live dashboard of every sandbox (keys: c m n sort, / filter, l or enter logs, s stop, q quit).
+    Top {
+        /// Milliseconds between refreshes.
+        #[arg(long, default_value_t = 1000)]
+        interval: u64,
+    },
+    /// Run by a sandbox's monitor after the sandbox exited.
+    #[command(name = "__cleanup", hide = true)]
+    Cleanup { id: String },
 }
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Container name.
+    /// Run in the background under a monitor; print the sandbox id.
+    #[arg(short, long)]
+    detach: bool,
+    /// Sandbox name (default: w-<id prefix>).
     #[arg(long)]
     name: Option<String>,
     /// Environment variable KEY=value (repeatable).
     #[arg(short, long)]
     env: Vec<String>,
+    /// File of KEY=value lines (repeatable).
+    #[arg(long)]
+    env_file: Vec<PathBuf>,
     /// Workspace: host directory mounted read-write and used as working directory
     /// (default: the current directory).
     #[arg(short = 'w', long)]
@@ -57,87 +165,492 @@ struct RunArgs {
     /// Maximum number of processes.
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// Read-only root filesystem and workspace (only /tmp and tmpfs mounts are writable).
+    #[arg(long)]
+    read_only: bool,
+    /// Add a capability (CAP_X, X or ALL; repeatable).
     #[arg(long)]
     cap_add: Vec<String>,
+    /// Drop a capability (repeatable).
     #[arg(long)]
     cap_drop: Vec<String>,
-    /// none (default: own network namespace, loopback only), private, or host.
-    #[arg(long, default_value = "none")]
-    network: String,
+    /// none (own network namespace, no connectivity; the default), private (own
+    /// namespace, loopback) or host.
+    #[arg(long)]
+    network: Option<String>,
     /// Allocate a terminal.
     #[arg(short, long)]
     tty: bool,
-    /// Keep stdin open (the default for a foreground run).
+    /// Keep stdin open (a foreground run always has it).
     #[arg(short, long)]
     interactive: bool,
-    /// Remove the container when it exits (always true for a foreground run).
+    /// Remove the sandbox when it exits (a foreground run always is).
     #[arg(long)]
     rm: bool,
-    /// Command and arguments.
+    /// Sandbox profile: a built-in (agent, experiment, trusted) or a TOML file.
+    #[arg(long)]
+    profile: Option<String>,
+    /// GPUs: all, a count, or device=0,1 (NVIDIA).
+    #[arg(long)]
+    gpus: Option<String>,
+    /// CDI device vendor/class=name (repeatable).
+    #[arg(long)]
+    device: Vec<String>,
+    /// Image from the store (default: a read-only view of the host).
+    #[arg(long)]
+    image: Option<String>,
+    /// Log size cap of a detached sandbox (rotated past it), e.g. 10m.
+    #[arg(long)]
+    log_max_size: Option<String>,
+    /// Command and arguments, or a script file (.py .R .jl .go .rs .cpp .cc .sh) and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExecArgs {
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(short, long)]
+    env: Vec<String>,
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short = 'w', long)]
+    workdir: Option<String>,
+    name: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<String>,
 }
 
-fn parse_user(s: &str) -> Result<(u32, u32)> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    Ok((
-        u.parse()
-            .with_context(|| format!("invalid --user {s:?}: uid must be a number"))?,
-        g.parse()
-            .with_context(|| format!("invalid --user {s:?}: gid must be a number"))?,
-    ))
+fn exe_path() -> PathBuf {
+    std::env::var_os(EXE_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/warren"))
 }
 
-fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
-    match cli.cmd {
-        Cmd::Run(a) => {
-            // The container's init is a clone of this process: protect our binary first.
-            warren_runtime::exe_guard::ensure_protected(argv)?;
-            let cwd = std::env::current_dir().context("current directory")?;
-            let workspace = match &a.workdir {
-                Some(w) => std::fs::canonicalize(cwd.join(w))
-                    .with_context(|| format!("invalid -w {}", w.display()))?,
-                None => cwd.clone(),
-            };
-            let o = RunOptions {
-                name: a.name,
-                command: a.command,
-                env: a.env,
-                workspace,
-                volumes: a
-                    .volume
-                    .iter()
-                    .map(|v| Volume::parse(v, &cwd))
-                    .collect::<Result<_, _>>()?,
-                tmpfs: a.tmpfs,
-                user: a.user.as_deref().map(parse_user).transpose()?,
-                memory: a
-                    .memory
-                    .as_deref()
-                    .map(|m| parse_size("--memory", m))
-                    .transpose()?,
-                cpus: a.cpus,
-                pids_limit: a.pids_limit,
-                cap_add: a.cap_add,
-                cap_drop: a.cap_drop,
-                network: a.network.parse::<Network>()?,
-                tty: a.tty,
-                state_root: cli.root,
-            };
-            let _ = (a.interactive, a.rm);
-            Ok(warren_cli::run::run(&o)?)
+/// Protects our binary before a sandbox process is cloned from us, remembering where the
+/// binary really is (the monitor and its cleanup command need it).
+fn protect(argv: &[OsString]) -> Result<()> {
+    if std::env::var_os(EXE_ENV).is_none()
+        && let Ok(p) = std::env::current_exe()
+    {
+        // SAFETY: no other thread exists yet; nothing reads the environment concurrently.
+        unsafe { std::env::set_var(EXE_ENV, p) };
+    }
+    warren_runtime::exe_guard::ensure_protected(argv)?;
+    Ok(())
+}
+
+fn run_options(a: RunArgs, roots: &Roots) -> Result<RunOptions> {
+    let cwd = std::env::current_dir().context("current directory")?;
+    let workspace = match &a.workdir {
+        Some(w) => std::fs::canonicalize(cwd.join(w))
+            .with_context(|| format!("invalid -w {}", w.display()))?,
+        None => cwd.clone(),
+    };
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(parse_env_file(&cwd.join(f), &|k| std::env::var(k).ok())?);
+    }
+    env.extend(a.env);
+    let mut o = RunOptions {
+        name: a.name,
+        command: a.command,
+        env,
+        workspace,
+        volumes: a
+            .volume
+            .iter()
+            .map(|v| Volume::parse(v, &cwd))
+            .collect::<Result<_, _>>()?,
+        tmpfs: a.tmpfs,
+        user: a.user.as_deref().map(parse_user).transpose()?,
+        memory: a
+            .memory
+            .as_deref()
+            .map(|m| parse_size("--memory", m))
+            .transpose()?,
+        cpus: a.cpus,
+        pids_limit: a.pids_limit,
+        read_only: a.read_only,
+        cap_add: a.cap_add,
+        cap_drop: a.cap_drop,
+        network: a
+            .network
+            .as_deref()
+            .map(str::parse::<Network>)
+            .transpose()?,
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+        auto_remove: a.rm,
+        profile: a.profile.as_deref().map(ProfileRef::parse),
+        gpus: a.gpus,
+        devices: a.device,
+        image: a.image,
+        log_max: a
+            .log_max_size
+            .as_deref()
+            .map(|s| parse_size("--log-max-size", s))
+            .transpose()?
+            .unwrap_or(0) as u64,
+        script: None,
+    };
+    if o.command.is_empty() && o.image.is_none() {
+        bail!("nothing to run: give a command after -- or a script file");
+    }
+    script_mode(&mut o, &cwd, roots)?;
+    Ok(o)
+}
+
+/// `warren run FILE`: the image and command of the script's language, or the host view.
+fn script_mode(o: &mut RunOptions, cwd: &Path, roots: &Roots) -> Result<()> {
+    let Some((script, lang)) = warren_cli::script::detect(&o.command, cwd) else {
+        return Ok(());
+    };
+    if o.image.is_none() {
+        if warren_cli::run::image_exists(&roots.data_root, lang.image) {
+            o.image = Some(format!("warren/{}", lang.image));
+        } else if warren_cli::script::host_has(lang.tool, Path::new("/")) {
+            eprintln!(
+                "warren: image warren/{} is not built; running {} on the host view with the host's {}",
+                lang.image,
+                script.display(),
+                lang.tool
+            );
+        } else {
+            return Err(anyhow::Error::new(NotFound(format!(
+                "cannot run {}: image warren/{} is not built and the host has no {} (build the image or install {})",
+                script.display(),
+                lang.image,
+                lang.tool,
+                lang.tool
+            ))));
+        }
+    }
+    // The script must be visible inside: it is when it lies in the workspace; otherwise
+    // its directory is mounted read-only at the same path.
+    if !script.starts_with(&o.workspace)
+        && let Some(dir) = script.parent()
+    {
+        o.volumes.push(Volume {
+            host: dir.to_owned(),
+            container: dir.to_owned(),
+            read_only: true,
+        });
+    }
+    o.script = Some(format!(
+        "{} ({})",
+        script.display(),
+        o.image.clone().unwrap_or_else(|| "host view".into())
+    ));
+    let args: Vec<String> = o.command.iter().skip(1).cloned().collect();
+    o.command = warren_cli::script::command(lang, &script, &args);
+    Ok(())
+}
+
+/// An error that exits with 127.
+#[derive(Debug)]
+struct NotFound(String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+fn cmd_run(a: RunArgs, roots: &Roots, argv: &[OsString]) -> Result<i32> {
+    // The sandbox's init is a clone of this process (or of its monitor child).
+    protect(argv)?;
+    let o = run_options(a, roots)?;
+    let p = warren_cli::run::prepare(roots, &o)?;
+    if o.detach {
+        let id = warren_cli::run::run_detached(p, &exe_path())?;
+        println!("{id}");
+        return Ok(0);
+    }
+    match warren_cli::run::run_foreground(p) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let code = warren_cli::run::start_error_code(&e);
+            if code != WARREN_ERROR {
+                eprintln!("warren: {e}");
+                return Ok(code);
+            }
+            Err(e.into())
         }
     }
 }
 
+fn cmd_ps(roots: &Roots, all: bool, format: &str, quiet: bool) -> Result<i32> {
+    let list = warren_cli::sandbox::list(roots, all)?;
+    let now = warren_cli::timefmt::now().0;
+    let mut out = std::io::stdout().lock();
+    match (quiet, format) {
+        (true, _) => {
+            for i in &list {
+                writeln!(out, "{}", i.record.id)?;
+            }
+        }
+        (false, "json") => {
+            let v: Vec<_> = list.iter().map(|i| i.to_json(now)).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        (false, "table") => {
+            writeln!(
+                out,
+                "{:<12}  {:<20}  {:<28}  {:<24}  {:<14}  {:<10}  {:<8}  COMMAND",
+                "ID", "NAME", "STATUS", "IMAGE", "PROFILE", "GPUS", "CREATED"
+            )?;
+            for i in &list {
+                let r = &i.record;
+                writeln!(
+                    out,
+                    "{:<12}  {:<20}  {:<28}  {:<24}  {:<14}  {:<10}  {:<8}  {}",
+                    &r.id[..12],
+                    r.name,
+                    i.status_text(now),
+                    r.image.as_deref().unwrap_or("(host view)"),
+                    r.profile.as_deref().unwrap_or("-"),
+                    r.gpus.as_deref().unwrap_or("-"),
+                    format!(
+                        "{} ago",
+                        warren_cli::timefmt::human_duration(now.saturating_sub(r.created))
+                    ),
+                    warren_cli::stats::truncate(&r.command.join(" "), 40)
+                )?;
+            }
+        }
+        (false, f) => bail!("invalid --format {f:?}: expected table or json"),
+    }
+    Ok(0)
+}
+
+fn cmd_exec(a: ExecArgs, roots: &Roots, argv: &[OsString]) -> Result<i32> {
+    protect(argv)?;
+    let o = warren_cli::exec::ExecOptions {
+        command: a.command,
+        env: a.env,
+        user: a.user.as_deref().map(parse_user).transpose()?,
+        workdir: a.workdir,
+        tty: a.tty,
+        interactive: a.interactive,
+    };
+    match warren_cli::exec::exec(roots, &a.name, &o) {
+        Ok(c) => Ok(c),
+        Err(warren_cli::exec::ExecError::Runtime(e)) => {
+            let e = warren_cli::run::RunError::Runtime(e);
+            let code = warren_cli::run::start_error_code(&e);
+            eprintln!("warren: {e}");
+            Ok(code)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn cmd_stats(
+    roots: &Roots,
+    no_stream: bool,
+    format: &str,
+    interval: f64,
+    names: &[String],
+) -> Result<i32> {
+    if !matches!(format, "table" | "json") {
+        bail!("invalid --format {format:?}: expected table or json");
+    }
+    if !(interval > 0.0 && interval.is_finite()) {
+        bail!("invalid --interval {interval}: must be positive");
+    }
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| warren_cli::state::resolve(roots, n))
+        .collect::<Result<_, _>>()?;
+    let gpus = warren_cli::stats::Gpus::probe();
+    let mut prev: std::collections::HashMap<String, warren_cli::stats::Sample> = Default::default();
+    let proc_root = Path::new("/proc");
+    let read = |prev: &std::collections::HashMap<String, warren_cli::stats::Sample>| -> Result<Vec<warren_cli::stats::Sample>> {
+        let infos = if ids.is_empty() {
+            warren_cli::sandbox::list(roots, false)?
+        } else {
+            ids.iter().map(|id| warren_cli::sandbox::info(roots, id)).collect::<Result<_, _>>()?
+        };
+        Ok(infos
+            .iter()
+            .filter_map(|i| warren_cli::stats::sample(i, &gpus, prev.get(&i.record.id), proc_root))
+            .collect())
+    };
+    // CPU % needs two readings: the first is a baseline.
+    for s in read(&prev)? {
+        prev.insert(s.id.clone(), s);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs_f64(if no_stream {
+            interval.min(0.5)
+        } else {
+            interval
+        }));
+        let samples = read(&prev)?;
+        let mut out = std::io::stdout().lock();
+        if format == "json" {
+            let v = serde_json::json!({"gpu": gpus.reason.clone().unwrap_or_else(|| "present".into()), "sandboxes": samples});
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        } else {
+            if !no_stream {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            writeln!(out, "{}", warren_cli::stats::TABLE_HEADER)?;
+            for s in &samples {
+                writeln!(out, "{}", warren_cli::stats::table_row(s, &gpus))?;
+            }
+        }
+        out.flush()?;
+        prev = samples.into_iter().map(|s| (s.id.clone(), s)).collect();
+        if no_stream {
+            return Ok(0);
+        }
+    }
+}
+
+fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
+    let roots = Roots {
+        root: cli.root,
+        data_root: cli.data_root,
+    };
+    match cli.cmd {
+        Cmd::Run(a) => cmd_run(*a, &roots, argv),
+        Cmd::Ps { all, format, quiet } => cmd_ps(&roots, all, &format, quiet),
+        Cmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            name,
+        } => {
+            let o = warren_cli::logs::LogsOptions {
+                follow,
+                tail,
+                timestamps,
+            };
+            warren_cli::logs::logs(
+                &roots,
+                &name,
+                &o,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )?;
+            Ok(0)
+        }
+        Cmd::Exec(a) => cmd_exec(a, &roots, argv),
+        Cmd::Stop { time, names } => {
+            let mut code = 0;
+            for n in names {
+                match warren_cli::remove::stop(&roots, &n, Duration::from_secs(time)) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("warren: stop {n}: {e}");
+                        code = WARREN_ERROR;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Rm { force, names } => {
+            let mut code = 0;
+            for n in names {
+                match warren_cli::remove::rm(&roots, &n, force) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("warren: rm {n}: {e}");
+                        code = WARREN_ERROR;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Inspect { names } => {
+            let v: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| warren_cli::inspect::inspect(&roots, n))
+                .collect::<Result<_, _>>()?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        Cmd::Events {
+            follow,
+            format,
+            filter,
+        } => {
+            if !matches!(format.as_str(), "text" | "json") {
+                bail!("invalid --format {format:?}: expected text or json");
+            }
+            let o = warren_cli::events::EventsOptions {
+                follow,
+                json: format == "json",
+                filter,
+            };
+            warren_cli::events::events(&roots, &o, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Cmd::Stats {
+            no_stream,
+            format,
+            interval,
+            names,
+        } => cmd_stats(&roots, no_stream, &format, interval, &names),
+        Cmd::Top { interval } => {
+            warren_cli::top::run(&roots, Duration::from_millis(interval.max(100)))?;
+            Ok(0)
+        }
+        Cmd::Cleanup { id } => {
+            warren_cli::remove::cleanup(&roots, &id)?;
+            Ok(0)
+        }
+    }
+}
+
+fn init_logging(level: &str, format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+        format!("invalid --log-level {level:?}: expected error, warn, info, debug or trace")
+    })?;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => b.try_init(),
+        "json" => b.json().try_init(),
+        f => bail!("invalid --log-format {f:?}: expected text or json"),
+    }
+    .map_err(|e| anyhow::anyhow!("set up logging: {e}"))
+}
+
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let cli = Cli::parse_from(&argv);
-    match run(cli, &argv) {
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { WARREN_ERROR } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if let Err(e) = init_logging(&cli.log_level, &cli.log_format) {
+        eprintln!("warren: {e:#}");
+        std::process::exit(WARREN_ERROR);
+    }
+    match dispatch(cli, &argv) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("warren: {e:#}");
-            std::process::exit(125)
+            let code = if e.downcast_ref::<NotFound>().is_some() {
+                127
+            } else {
+                WARREN_ERROR
+            };
+            std::process::exit(code)
         }
     }
 }
