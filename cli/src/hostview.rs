@@ -26,7 +26,6 @@ pub const ETC_ALLOW: &[&str] = &[
     "gai.conf",
     "group",
     "host.conf",
-    "hostname",
     "hosts",
     "inputrc",
     "ld.so.cache",

@@ -613,6 +613,11 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
 }
 
 fn init_logging(level: &str, format: &str) -> Result<()> {
+    // A level, or tracing's directives (`warren_runtime=debug,info`).
+    let simple = ["off", "error", "warn", "info", "debug", "trace"];
+    if !simple.contains(&level) && !level.contains('=') {
+        bail!("invalid --log-level {level:?}: expected error, warn, info, debug or trace");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
         format!("invalid --log-level {level:?}: expected error, warn, info, debug or trace")
     })?;

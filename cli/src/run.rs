@@ -551,7 +551,7 @@ fn apply_resources(spec: &mut Spec, o: &RunOptions) -> Result<()> {
     let mut linux = spec.linux().clone().unwrap_or_default();
     let mut res = linux.resources().clone().unwrap_or_default();
     if let Some(m) = o.memory {
-        let mut mem = res.memory().clone().unwrap_or_default();
+        let mut mem = (*res.memory()).unwrap_or_default();
         mem.set_limit(Some(m));
         res.set_memory(Some(mem));
     } else if res.memory().is_none() {

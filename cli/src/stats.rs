@@ -62,9 +62,9 @@ pub fn parse_psi(text: &str) -> Option<f64> {
         .ok()
 }
 
-fn psi_from(dir: &Path, prefix: &str) -> Psi {
+fn psi_from(dir: &Path, suffix: &str) -> Psi {
     let r = |n: &str| {
-        std::fs::read_to_string(dir.join(format!("{prefix}{n}")))
+        std::fs::read_to_string(dir.join(format!("{n}{suffix}")))
             .ok()
             .and_then(|t| parse_psi(&t))
     };
@@ -80,7 +80,7 @@ fn psi_from(dir: &Path, prefix: &str) -> Psi {
 /// `/proc/pressure`, else n/a.
 pub fn psi(v2_dir: Option<&Path>, proc_root: &Path) -> Psi {
     if let Some(d) = v2_dir {
-        let p = psi_from(d, "");
+        let p = psi_from(d, ".pressure");
         if p.cpu.is_some() || p.memory.is_some() || p.io.is_some() {
             return Psi {
                 source: "cgroup",

@@ -469,9 +469,10 @@ pub fn run(roots: &Roots, interval: Duration) -> Result<(), TopError> {
         loop {
             terminal.draw(|f| app.draw(f))?;
             let wait = interval.saturating_sub(last.elapsed());
-            if event::poll(wait)? {
-                if let Event::Key(k) = event::read()?
-                    && k.kind == KeyEventKind::Press
+            if event::poll(wait)?
+                && let Event::Key(k) = event::read()?
+                && k.kind == KeyEventKind::Press
+            {
                 {
                     if k.code == KeyCode::Char('c')
                         && k.modifiers

@@ -1,7 +1,7 @@
 //! Test harness: a `warren` with its own `--root`/`--data-root` in a temp dir, removed
 //! with everything in it (sandboxes, mounts, monitors) even when a test fails.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -41,7 +41,11 @@ pub struct Out {
 
 impl std::fmt::Debug for Out {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -57,17 +61,28 @@ impl From<Output> for Out {
 
 impl Env {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("warren-cli-test").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("warren-cli-test")
+            .tempdir_in("/tmp")
+            .unwrap();
         let root = dir.path().join("run");
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        Self { dir, root, data, work }
+        Self {
+            dir,
+            root,
+            data,
+            work,
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(WARREN);
-        c.arg("--root").arg(&self.root).arg("--data-root").arg(&self.data);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--data-root")
+            .arg(&self.data);
         c.args(args).current_dir(&self.work).stdin(Stdio::null());
         c
     }
@@ -121,13 +136,20 @@ impl Env {
     }
 
     pub fn status(&self, name: &str) -> String {
-        self.inspect(name)["state"]["status"].as_str().unwrap_or("").to_owned()
+        self.inspect(name)["state"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// Entries left under a state directory.
     pub fn entries(&self, p: &Path) -> Vec<String> {
         std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
