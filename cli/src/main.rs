@@ -632,6 +632,19 @@ fn init_logging(level: &str, format: &str) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("set up logging: {e}"))
 }
 
+/// The error and its causes, each cause only once (our messages often quote theirs).
+fn message(e: &anyhow::Error) -> String {
+    let mut m = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !m.contains(&c) {
+            m.push_str(": ");
+            m.push_str(&c);
+        }
+    }
+    m
+}
+
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&argv) {
@@ -649,7 +662,7 @@ fn main() {
     match dispatch(cli, &argv) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("warren: {e:#}");
+            eprintln!("warren: {}", message(&e));
             let code = if e.downcast_ref::<NotFound>().is_some() {
                 127
             } else {

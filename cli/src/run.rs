@@ -770,6 +770,11 @@ pub fn prepare(roots: &Roots, o: &RunOptions) -> Result<Prepared> {
         user: o.user,
     };
     let bundle = roots.run_dir(&id).join("bundle");
+    std::fs::create_dir_all(&bundle).map_err(|source| RunError::Io {
+        op: "create",
+        path: bundle.clone(),
+        source,
+    })?;
     let mut p = Prepared {
         roots: roots.clone(),
         record,

@@ -410,7 +410,7 @@ impl App {
             Some(t) => (
                 t.info.record.name.clone(),
                 t.cpu.iter().copied().collect::<Vec<u64>>(),
-                t.mem.iter().map(|m| m >> 20).collect::<Vec<u64>>(),
+                t.mem.iter().map(|m| m >> 10).collect::<Vec<u64>>(),
             ),
             None => (String::new(), Vec::new(), Vec::new()),
         };
@@ -423,7 +423,7 @@ impl App {
         );
         f.render_widget(
             Sparkline::default()
-                .block(Block::bordered().title(format!(" {name} memory MiB ")))
+                .block(Block::bordered().title(format!(" {name} memory KiB ")))
                 .data(&mem)
                 .style(Style::new().fg(Color::Cyan)),
             mem_area,

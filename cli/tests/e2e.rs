@@ -735,3 +735,75 @@ fn top_dashboard_in_tmux() {
     e.ok(&["rm", "-f", "alpha", "exp-busy"]);
     e.assert_empty();
 }
+
+/// A one-layer busybox image in the store of `e` (as `podman import` makes).
+fn import_busybox(e: &Env, name: &str) -> bool {
+    if !std::path::Path::new("/usr/bin/busybox").exists() {
+        eprintln!("SKIPPED: busybox missing (apt-get install -y busybox-static)");
+        return false;
+    }
+    let rootfs = e.dir.path().join("bb-rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/usr/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for l in ["sh", "echo", "cat", "touch", "id", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(l)).unwrap();
+    }
+    for d in ["etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let tar = e.dir.path().join("bb.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let store = warren_images::Store::open(&e.data).unwrap();
+    store.import_rootfs(&tar, name).unwrap();
+    true
+}
+
+#[test]
+fn image_rootfs_is_an_overlay_removed_with_the_sandbox() {
+    need_root!();
+    let e = Env::new();
+    if !import_busybox(&e, "bb:latest") {
+        return;
+    }
+    let o = e.ok(&[
+        "run",
+        "--image",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "echo in-image > /etc/x && cat /etc/x; ls /usr 2>&1; true",
+    ]);
+    // The image's root, writable, without the host's /usr.
+    assert!(o.stdout.starts_with("in-image\n") && o.stdout.contains("No such file"), "{o:?}");
+    // --read-only: the image root cannot be written.
+    let o = e.warren(&[
+        "run",
+        "--image",
+        "bb",
+        "--read-only",
+        "--",
+        "sh",
+        "-c",
+        "touch /etc/y || echo ro",
+    ]);
+    assert!(o.stdout.contains("ro"), "{o:?}");
+    e.ok(&[
+        "run", "-d", "--name", "img", "--image", "bb", "--", "sleep", "30",
+    ]);
+    let ps = e.ps_json(false);
+    assert_eq!(ps[0]["image"], "bb");
+    assert!(e.ok(&["ps"]).stdout.contains(" bb "));
+    e.ok(&["rm", "-f", "img"]);
+    let left = e.entries(&e.data.join("containers"));
+    assert!(left.is_empty(), "image rootfs left: {left:?}");
+    e.assert_empty();
+}
