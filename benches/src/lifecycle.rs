@@ -44,6 +44,9 @@ pub struct LatencyResult {
     pub first_error: Option<String>,
     /// total median / baseline total median.
     pub ratio: f64,
+    /// Every timed lifecycle, in milliseconds, in run order.
+    #[serde(skip)]
+    pub samples_ms: Vec<f64>,
 }
 
 /// Per-runtime throughput.
@@ -57,6 +60,9 @@ pub struct ThroughputResult {
     pub failures: usize,
     /// per_second / baseline per_second.
     pub ratio: f64,
+    /// The first failure, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 /// Enters a private mount namespace where a hybrid host's cgroup2 controllers are hidden.
@@ -279,6 +285,7 @@ pub fn latency(
                 } else {
                     f64::NAN
                 },
+                samples_ms: totals[k].clone(),
             }
         })
         .collect())
@@ -297,13 +304,17 @@ pub fn throughput(
         let root = tempfile::tempdir()?;
         let next = AtomicUsize::new(0);
         let fails = AtomicUsize::new(0);
+        let first_error = std::sync::Mutex::new(None::<String>);
         let t = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..parallel {
                 s.spawn(|| {
                     while next.fetch_add(1, Ordering::Relaxed) < total {
-                        if one(rt, root.path(), bundle, Mode::Run).is_err() {
+                        if let Err(e) = one(rt, root.path(), bundle, Mode::Run) {
                             fails.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut f) = first_error.lock() {
+                                f.get_or_insert_with(|| format!("{e:#}"));
+                            }
                         }
                     }
                 });
@@ -318,6 +329,7 @@ pub fn throughput(
             per_second: total as f64 / secs,
             failures: fails.load(Ordering::Relaxed),
             ratio: 0.0,
+            first_error: first_error.into_inner().ok().flatten(),
         });
     }
     let base = out.get(baseline).map(|r| r.per_second).unwrap_or(f64::NAN);

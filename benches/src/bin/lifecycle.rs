@@ -118,7 +118,8 @@ fn main() -> Result<()> {
         lifecycle::Mode::Run,
         a.runs,
         a.warmup,
-        baseline, order,
+        baseline,
+        order,
     )?;
     show("plain bundle, run mode", "plain_run", &r);
     let r = lifecycle::latency(
@@ -127,7 +128,8 @@ fn main() -> Result<()> {
         lifecycle::Mode::CreateStart,
         a.runs,
         a.warmup,
-        baseline, order,
+        baseline,
+        order,
     )?;
     show("plain bundle, create/start/state/delete", "plain_cs", &r);
     if have_seccomp {
@@ -137,7 +139,8 @@ fn main() -> Result<()> {
             lifecycle::Mode::Run,
             a.runs,
             a.warmup,
-            baseline, order,
+            baseline,
+            order,
         )?;
         show(
             "seccomp bundle (podman default profile), run mode",
