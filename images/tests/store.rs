@@ -404,10 +404,109 @@ fn not_an_archive_is_refused() {
 fn one_name_for_a_multi_image_archive_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let a = Store::open(t.path().join("a")).unwrap();
-    a.import_rootfs(&small_rootfs(t.path(), "x"), "x:1").unwrap();
-    a.import_rootfs(&small_rootfs(t.path(), "y"), "y:1").unwrap();
+    a.import_rootfs(&small_rootfs(t.path(), "x"), "x:1")
+        .unwrap();
+    a.import_rootfs(&small_rootfs(t.path(), "y"), "y:1")
+        .unwrap();
     let ar = t.path().join("two.tar");
-    a.export_archive(&["x:1", "y:1"], &ar, ArchiveFormat::Oci).unwrap();
+    a.export_archive(&["x:1", "y:1"], &ar, ArchiveFormat::Oci)
+        .unwrap();
     let b = Store::open(t.path().join("b")).unwrap();
     assert_import_fails_unchanged(&b, &ar, "holds 2 images");
+}
+
+#[test]
+fn gzip_zstd_and_plain_layers_import_and_unpack() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path().join("s")).unwrap();
+    let plain = RawTar::new()
+        .dir("etc/")
+        .file("etc/os", b"compressed")
+        .finish();
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, &plain).unwrap();
+        e.finish().unwrap()
+    };
+    let zst = zstd::encode_all(&plain[..], 3).unwrap();
+    for (name, data, mt) in [
+        ("plain", &plain, "application/vnd.oci.image.layer.v1.tar"),
+        ("gz", &gz, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ("zst", &zst, "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        let p = t.path().join(format!("{name}.tar"));
+        std::fs::write(&p, data).unwrap();
+        s.import_rootfs(&p, name).unwrap();
+        let img = s.image(name).unwrap();
+        assert_eq!(img.manifest.layers()[0].media_type().to_string(), mt);
+        let dirs = s.unpack(name).unwrap();
+        assert_eq!(
+            std::fs::read(dirs[0].path.join("etc/os")).unwrap(),
+            b"compressed"
+        );
+    }
+    // Same content, same diff id: one unpacked directory serves all three.
+    let ids: std::collections::BTreeSet<_> = ["plain", "gz", "zst"]
+        .iter()
+        .map(|n| s.image(n).unwrap().diff_ids[0].clone())
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+/// Writes an OCI layout whose index.json names a multi-platform index: linux/arm64 → the
+/// image `other`, linux/amd64 (this host) → the image `host`.
+pub fn multi_platform_layout(t: &Path) -> (std::path::PathBuf, Store) {
+    let s = Store::open(t.join("src")).unwrap();
+    s.import_rootfs(&small_rootfs(t, "host"), "host").unwrap();
+    s.import_rootfs(&small_rootfs(t, "other"), "other").unwrap();
+    let ar = t.join("both.tar");
+    s.export_archive(&["host", "other"], &ar, ArchiveFormat::Oci)
+        .unwrap();
+    let dir = t.join("multi");
+    std::fs::create_dir(&dir).unwrap();
+    run(Command::new("tar").arg("-C").arg(&dir).arg("-xf").arg(&ar));
+    let desc = |n: &str, arch: &str| {
+        let img = s.image(n).unwrap();
+        let size = s.read_blob(&img.digest).unwrap().len();
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": img.digest.as_str(),
+            "size": size,
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [desc("other", "arm64"), desc("host", "amd64")],
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = Digest::of(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d.as_str(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi:1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    (dir, s)
+}
+
+#[test]
+fn multi_platform_archive_imports_the_host_platform() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, src) = multi_platform_layout(t.path());
+    let ar = t.path().join("multi.tar");
+    tar_dir(&dir, &ar);
+    let s = Store::open(t.path().join("dst")).unwrap();
+    let got = s.import_archive(&ar, &ImportOptions::default()).unwrap();
+    assert_eq!(got[0].name, "multi:1");
+    assert_eq!(
+        s.image("multi:1").unwrap().digest,
+        src.image("host").unwrap().digest
+    );
 }
