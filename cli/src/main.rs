@@ -124,6 +124,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         interval: u64,
     },
+    /// Import a root filesystem tarball as a one-layer image (like `podman import`).
+    Import { tarball: PathBuf, name: String },
     /// Run by a sandbox's monitor after the sandbox exited.
     #[command(name = "__cleanup", hide = true)]
     Cleanup { id: String },
@@ -603,6 +605,12 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
         } => cmd_stats(&roots, no_stream, &format, interval, &names),
         Cmd::Top { interval } => {
             warren_cli::top::run(&roots, Duration::from_millis(interval.max(100)))?;
+            Ok(0)
+        }
+        Cmd::Import { tarball, name } => {
+            let store = warren_images::Store::open(&roots.data_root)?;
+            let info = store.import_rootfs(&tarball, &name)?;
+            println!("{} {}", info.name, info.digest);
             Ok(0)
         }
         Cmd::Cleanup { id } => {
