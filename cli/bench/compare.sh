@@ -49,7 +49,7 @@ hyperfine -N --warmup 5 --runs "${RUNS:-50}" --export-json "$B/h.json" \
   -n "warren run -- true (host view)" "$W $R run -- true" \
   -n "warren-runtime run (same bundle)" "$RT --root $B/rt run --bundle $B/bundle-w bw" \
   -n "crun run" "crun --root $B/crun run --bundle $B/bundle-c bc" \
-  -n "podman run --rm (busybox)" "podman run --rm --ulimit nofile=1024:1024 --network none warren-bench-bb /bin/true" >&2
+  -n "podman run --rm (busybox)" "podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network none warren-bench-bb /bin/true" >&2
 jq -r '.results[] | "\(.command)\t\(.mean*1000)\t\(.stddev*1000)"' "$B/h.json" | awk -F'\t' '
   NR==1 {w=$2} {printf "%-36s %8.2f ms ± %5.2f   ratio to warren run: %5.2f\n", $1, $2, $3, $2/w}'
 
