@@ -783,7 +783,10 @@ fn image_rootfs_is_an_overlay_removed_with_the_sandbox() {
         "echo in-image > /etc/x && cat /etc/x; ls /usr 2>&1; true",
     ]);
     // The image's root, writable, without the host's /usr.
-    assert!(o.stdout.starts_with("in-image\n") && o.stdout.contains("No such file"), "{o:?}");
+    assert!(
+        o.stdout.starts_with("in-image\n") && o.stdout.contains("No such file"),
+        "{o:?}"
+    );
     // --read-only: the image root cannot be written.
     let o = e.warren(&[
         "run",
