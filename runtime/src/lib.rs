@@ -32,6 +32,10 @@ use std::path::PathBuf;
 /// Default state root, as `/run/runc` is runc's.
 pub const DEFAULT_ROOT: &str = "/run/warren-runtime";
 
+/// Default cache of compiled seccomp filters (content-addressed, shared by every state
+/// root; kept out of the state root so that it only ever lists containers).
+pub const DEFAULT_SECCOMP_CACHE: &str = "/var/cache/warren/seccomp";
+
 /// Settings shared by every verb (runc's global flags).
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -41,6 +45,8 @@ pub struct Runtime {
     pub systemd_cgroup: bool,
     /// Where CDI specs and NVIDIA drivers are found.
     pub devices: devices::DeviceConfig,
+    /// Cache of compiled seccomp filters.
+    pub seccomp_cache: PathBuf,
 }
 
 impl Runtime {
@@ -50,6 +56,7 @@ impl Runtime {
             root: root.into(),
             systemd_cgroup: false,
             devices: devices::DeviceConfig::default(),
+            seccomp_cache: PathBuf::from(DEFAULT_SECCOMP_CACHE),
         }
     }
 

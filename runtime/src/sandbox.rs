@@ -16,7 +16,7 @@ use std::path::Path;
 use libcontainer::oci_spec::runtime::Spec;
 use warren_sandbox::landlock::{self, LandlockRules};
 use warren_sandbox::profile;
-use warren_sandbox::seccomp::{CompiledFilter, FilterCache, filter_for_profile};
+use warren_sandbox::seccomp::{CompiledFilter, filter_for_profile};
 use warren_sandbox::spec::{NETWORK_ANNOTATION, PROFILE_ANNOTATION, apply_profile};
 
 use crate::Runtime;
@@ -74,8 +74,7 @@ pub fn prepare(rt: &Runtime, spec: &mut Spec) -> Result<SandboxPlan> {
         (None, None) => None,
     };
     if let Some(p) = &profile {
-        let cache = FilterCache::open(&rt.root.join(crate::seccomp::CACHE_DIR))
-            .map_err(|e| err(PROFILE_ANNOTATION, e))?;
+        let cache = crate::seccomp::open_cache(rt)?;
         let f = filter_for_profile(p, Some(&cache)).map_err(|e| err(PROFILE_ANNOTATION, e))?;
         plan.filters.push(f);
         plan.profile = Some(p.name.clone());

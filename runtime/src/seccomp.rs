@@ -2,7 +2,7 @@
 //!
 //! libseccomp recompiles the filter for every container (10–17 ms for podman's default
 //! profile, in runc and crun alike). warren compiles it with `warren-sandbox` the first
-//! time, stores the program under the state root (root-owned, SHA-256 keyed, verified on
+//! time, stores the program in a cache directory (default `/var/cache/warren/seccomp`; root-owned, SHA-256 keyed, verified on
 //! read) and only loads it afterwards. Filters the compiler cannot express (user
 //! notification) stay on libcontainer's libseccomp path; a filter that fails to compile
 //! fails the create — a container never runs unconfined.
@@ -20,9 +20,6 @@ use crate::error::{Result, RuntimeError, chain};
 /// Annotation choosing the seccomp implementation (`libseccomp` to opt out).
 pub const ANNOTATION: &str = "run.warren.seccomp";
 
-/// Directory of the filter cache under the state root.
-pub const CACHE_DIR: &str = ".seccomp-cache";
-
 /// Compiles (or loads) the spec's filter; on success removes `linux.seccomp` from `spec`
 /// (the init installs the returned program instead).
 pub fn precompile(rt: &Runtime, spec: &mut Spec) -> Result<Option<CompiledFilter>> {
@@ -38,8 +35,7 @@ pub fn precompile(rt: &Runtime, spec: &mut Spec) -> Result<Option<CompiledFilter
         return Ok(None);
     }
     let arch = native_arch().map_err(|e| invalid(chain(&e)))?;
-    let cache = FilterCache::open(&rt.root.join(CACHE_DIR))
-        .map_err(|e| invalid(format!("seccomp filter cache: {}", chain(&e))))?;
+    let cache = open_cache(rt)?;
     match cache.get_or_compile_oci(&sc, arch) {
         Ok(f) => {
             for w in &f.warnings {
@@ -60,4 +56,20 @@ fn invalid(msg: String) -> RuntimeError {
         field: "linux.seccomp".into(),
         msg,
     }
+}
+
+/// Opens the filter cache, creating its parent directories (root-only) when missing.
+pub fn open_cache(rt: &Runtime) -> Result<FilterCache> {
+    if let Some(parent) = rt.seccomp_cache.parent()
+        && !parent.is_dir()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| RuntimeError::io("create seccomp cache directory", parent, e))?;
+    }
+    FilterCache::open(&rt.seccomp_cache)
+        .map_err(|e| invalid(format!("seccomp filter cache: {}", chain(&e))))
 }

@@ -264,13 +264,9 @@ pub fn run(
     };
     let user = process.user();
     let passwd = PasswdEntry::lookup(user.uid());
-    let mut groups: Vec<u32> = passwd
-        .as_ref()
-        .map(|p| supplementary_groups(&p.name))
-        .unwrap_or_default();
-    groups.extend(user.additional_gids().iter().flatten().copied());
-    groups.sort_unstable();
-    groups.dedup();
+    // runc with a numeric user: exactly process.user.additionalGids, in order (no lookup
+    // of memberships in the container's /etc/group).
+    let groups: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
     let gids: Vec<nix::unistd::Gid> = groups
         .iter()
         .map(|g| nix::unistd::Gid::from_raw(*g))
@@ -344,10 +340,12 @@ pub fn run(
             .as_ref()
             .is_some_and(|h| !h.is_empty())
     {
-        let state = a.hook_state.ok_or("no container state for hooks")?;
+        // startContainer hooks see the container as created (runc).
+        let mut state = a.hook_state.ok_or("no container state for hooks")?.clone();
+        state.status = libcontainer::container::ContainerStatus::Created;
         libcontainer::hooks::run_hooks(
             hooks.start_container().as_ref(),
-            Some(state),
+            Some(&state),
             None,
             None,
             Some(&start_env),
@@ -497,7 +495,6 @@ fn mask_path(p: &Path) -> Result<()> {
 /// An /etc/passwd entry of the container.
 #[derive(Debug, Clone)]
 struct PasswdEntry {
-    name: String,
     home: String,
 }
 
@@ -512,29 +509,8 @@ impl PasswdEntry {
         s.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| PasswdEntry {
-                name: f[0].to_owned(),
                 home: f[5].to_owned(),
             })
         })
     }
-}
-
-/// Groups from the container's /etc/group that list `user` as a member (runc does this
-/// for numeric users too).
-fn supplementary_groups(user: &str) -> Vec<u32> {
-    let mut s = String::new();
-    let Ok(f) = std::fs::File::open("/etc/group") else {
-        return Vec::new();
-    };
-    if f.take(1 << 20).read_to_string(&mut s).is_err() {
-        return Vec::new();
-    }
-    s.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 4 && f[3].split(',').any(|m| m == user))
-                .then(|| f[2].parse::<u32>().ok())
-                .flatten()
-        })
-        .collect()
 }

@@ -100,6 +100,34 @@ pub fn create_from(rt: &Runtime, o: &CreateOpts, cfg: &BundleConfig) -> Result<C
     match create_in(rt, o, cfg, &dir, &mut cgroup) {
         Ok(c) => Ok(c),
         Err(e) => {
+            // The lifecycle continues at "delete": poststop hooks run even for a container
+            // that failed to come up (OCI runtime spec, lifecycle step 12; runc does too).
+            if let Some(hooks) = cfg.spec.hooks()
+                && hooks.poststop().as_ref().is_some_and(|h| !h.is_empty())
+            {
+                let annotations = cfg.spec.annotations().clone().unwrap_or_default();
+                match crate::spawn::hook_container(
+                    &o.id,
+                    &cfg.bundle,
+                    &dir.dir,
+                    None,
+                    libcontainer::container::ContainerStatus::Stopped,
+                    &annotations,
+                ) {
+                    Ok(c) => {
+                        if let Err(he) = libcontainer::hooks::run_hooks(
+                            hooks.poststop().as_ref(),
+                            Some(&c.state),
+                            None,
+                            None,
+                            None,
+                        ) {
+                            tracing::warn!(error = %chain(&he), "poststop hook after failed create");
+                        }
+                    }
+                    Err(he) => tracing::warn!(error = %he, "poststop hooks skipped"),
+                }
+            }
             if let Some(cg) = &cgroup
                 && let Err(ce) = cg.remove()
             {

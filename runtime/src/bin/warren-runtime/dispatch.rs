@@ -167,7 +167,15 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
                 let ids: String = rows.iter().map(|r| format!("{}\n", r.state.id)).collect();
                 out(&ids);
             } else if c.format == "json" {
-                let v: Vec<_> = rows.iter().map(|r| r.state.to_oci(r.status)).collect();
+                // runc's list fills in the owner's user name (state leaves it empty).
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut o = r.state.to_oci(r.status);
+                        o.owner = user_name(r.state.owner);
+                        o
+                    })
+                    .collect();
                 // runc prints Go's nil slice, `null`, when there are no containers.
                 let text = if v.is_empty() {
                     "null".to_owned()

@@ -44,6 +44,13 @@ fn main() {
         tracing_subscriber::registry().with(log::RuncLog::new(log_file, json, cli.debug, lc_debug));
     let _ = tracing::subscriber::set_global_default(subscriber);
 
+    // runc exits 255 when exec itself fails, so callers can tell that from the process's
+    // own exit status; every other runtime error is 1.
+    let error_code = if matches!(cli.cmd, Some(cli::Cmd::Exec(_))) {
+        255
+    } else {
+        1
+    };
     match dispatch::run(cli, &argv) {
         Ok(code) => {
             let _ = std::io::stdout().flush();
@@ -56,7 +63,7 @@ fn main() {
                 // runc prints the error on stderr too when the log goes elsewhere.
                 eprintln!("{msg}");
             }
-            std::process::exit(1)
+            std::process::exit(error_code)
         }
     }
 }
