@@ -2,12 +2,9 @@
 //! running sandbox, through the runtime library in this process (with the sandbox
 //! profile's Landlock and seccomp applied again before `execve`).
 
-use std::sync::Arc;
-
 use warren_runtime::verbs::exec::ExecOpts;
 
-use crate::confine::Confine;
-use crate::run::{ProfileRef, RunError};
+use crate::run::RunError;
 use crate::sandbox;
 use crate::state::{self, Roots};
 
@@ -46,18 +43,6 @@ pub fn exec(roots: &Roots, query: &str, o: &ExecOptions) -> Result<i32, ExecErro
         });
     }
     let rt = roots.runtime();
-    let confine = match &info.record.profile {
-        Some(p) => {
-            let prof = ProfileRef::parse(p).load()?;
-            let spec = rt.state_dir(&id)?.load_spec()?;
-            Some(Arc::new(Confine::for_profile(
-                &prof,
-                &spec,
-                &roots.seccomp_cache(),
-            )?))
-        }
-        None => None,
-    };
     if !o.interactive && !o.tty {
         // Like podman: without -i the process gets no stdin.
         if let Ok(null) = std::fs::File::open("/dev/null") {
@@ -72,8 +57,6 @@ pub fn exec(roots: &Roots, query: &str, o: &ExecOptions) -> Result<i32, ExecErro
         cwd: o.workdir.clone(),
         tty: o.tty,
         user: o.user.or(info.record.user).map(|(u, g)| (u, Some(g))),
-        no_new_privs: confine.as_ref().is_some_and(|c| c.no_new_privs),
-        pre_exec: confine.map(|c| c as Arc<dyn warren_runtime::executor::PreExec>),
         ..Default::default()
     };
     Ok(warren_runtime::verbs::exec::exec(&rt, &opts)?)

@@ -3,9 +3,10 @@
 //! One module a verb (`run`, `exec`, `logs`, `inspect`, `events`, `stats`, `top`, and
 //! `remove` for stop/rm/cleanup), plus the pieces they share: [`state`] (records, names,
 //! journal), [`sandbox`] (a record joined with runtime state), [`hostview`] (the default
-//! rootfs), [`detach`] and [`monitor`] (detached sandboxes), [`confine`] (profiles).
+//! rootfs), [`detach`] and [`monitor`] (detached sandboxes), and [`cri`] (Kubernetes:
+//! `warren cri install|status`).
 
-pub mod confine;
+pub mod cri;
 pub mod detach;
 pub mod events;
 pub mod exec;

@@ -2,7 +2,6 @@
 //! process (foreground) or in a detached monitor ([`crate::detach`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use libcontainer::oci_spec::runtime::{
     LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
@@ -11,7 +10,6 @@ use libcontainer::oci_spec::runtime::{
 use warren_runtime::verbs::create::CreateOpts;
 use warren_runtime::verbs::run::RunOpts;
 
-use crate::confine::Confine;
 use crate::hostview;
 use crate::state::{self, FORMAT, Record, Roots, StateError};
 
@@ -465,6 +463,20 @@ pub fn build_spec(
     if let Some(p) = profile {
         warren_sandbox::spec::apply_profile(p, &mut spec)
             .map_err(|e| RunError::Profile(e.to_string()))?;
+        // The runtime installs the profile's seccomp filter and Landlock rules in the
+        // init; it finds the profile through this annotation.
+        if let Some(r) = &o.profile {
+            let name = match r {
+                ProfileRef::Builtin(n) => n.clone(),
+                ProfileRef::File(f) => std::fs::canonicalize(f)
+                    .unwrap_or_else(|_| f.clone())
+                    .display()
+                    .to_string(),
+            };
+            spec.annotations_mut()
+                .get_or_insert_with(Default::default)
+                .insert(warren_runtime::sandbox::REQUEST_ANNOTATION.to_owned(), name);
+        }
     }
     apply_caps(&mut spec, o)?;
     apply_network(&mut spec, o, profile)?;
@@ -698,7 +710,6 @@ pub struct Prepared {
     pub roots: Roots,
     pub record: Record,
     pub bundle: PathBuf,
-    pub confine: Option<Arc<Confine>>,
     /// Log size cap for the monitor.
     pub log_max: u64,
     kept: bool,
@@ -775,11 +786,10 @@ pub fn prepare(roots: &Roots, o: &RunOptions) -> Result<Prepared> {
         path: bundle.clone(),
         source,
     })?;
-    let mut p = Prepared {
+    let p = Prepared {
         roots: roots.clone(),
         record,
         bundle: bundle.clone(),
-        confine: None,
         log_max: if o.log_max == 0 {
             crate::monitor::DEFAULT_LOG_MAX
         } else {
@@ -813,13 +823,6 @@ pub fn prepare(roots: &Roots, o: &RunOptions) -> Result<Prepared> {
         setup
             .apply(&rootfs)
             .map_err(|e| RunError::Device(e.to_string()))?;
-    }
-    if let Some(prof) = &profile {
-        p.confine = Some(Arc::new(Confine::for_profile(
-            prof,
-            &spec,
-            &roots.seccomp_cache(),
-        )?));
     }
     let cfg = bundle.join("config.json");
     let data = serde_json::to_vec_pretty(&spec).map_err(spec_err)?;
@@ -897,10 +900,6 @@ fn create_opts(p: &Prepared) -> CreateOpts {
     CreateOpts {
         id: p.record.id.clone(),
         bundle: p.bundle.clone(),
-        pre_exec: p
-            .confine
-            .clone()
-            .map(|c| c as Arc<dyn warren_runtime::executor::PreExec>),
         ..Default::default()
     }
 }

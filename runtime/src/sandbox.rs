@@ -3,10 +3,10 @@
 //!
 //! * `warren.dev/profile: NAME|/path/profile.toml` asks for a profile: the runtime applies
 //!   it to the spec (capabilities, no_new_privs, rlimits, cgroup limits, namespaces,
-//!   network mode) at create time;
-//! * `run.warren.profile` records an applied profile (set by `apply_profile`, e.g. by the
-//!   `warren` CLI); its seccomp filter — built-in ones are compiled into the binary — is
-//!   installed in the init, stacked on the spec's own `linux.seccomp`;
+//!   network mode) at create time, unless `run.warren.profile` says it was applied already
+//!   (the `warren` CLI does that); either way its seccomp filter — built-in ones are
+//!   compiled into the binary — is installed in the init, stacked on the spec's own
+//!   `linux.seccomp`;
 //! * `run.warren.landlock` holds a Landlock ruleset (JSON with numeric rights) that the
 //!   init applies right before the seccomp filters;
 //! * `run.warren.network: none` leaves loopback down in the new network namespace.
@@ -64,13 +64,27 @@ fn load(name: &str) -> Result<profile::Profile> {
 pub fn prepare(rt: &Runtime, spec: &mut Spec) -> Result<SandboxPlan> {
     let ann = spec.annotations().clone().unwrap_or_default();
     let mut plan = SandboxPlan::default();
-    let profile = match (ann.get(PROFILE_ANNOTATION), ann.get(REQUEST_ANNOTATION)) {
-        (Some(applied), _) => Some(load(applied)?),
-        (None, Some(requested)) => {
+    // `warren.dev/profile` names the profile (built-in name or file path); when
+    // `run.warren.profile` is also set, it has been applied to the spec already (by the
+    // warren CLI) and only its filter is needed.
+    let profile = match (ann.get(REQUEST_ANNOTATION), ann.get(PROFILE_ANNOTATION)) {
+        (Some(requested), applied) => {
             let p = load(requested)?;
-            apply_profile(&p, spec).map_err(|e| err(REQUEST_ANNOTATION, e))?;
+            if applied.is_none() {
+                apply_profile(&p, spec).map_err(|e| err(REQUEST_ANNOTATION, e))?;
+            }
             Some(p)
         }
+        (None, Some(applied)) => Some(profile::load_builtin(applied).map_err(|e| {
+            RuntimeError::ConfigInvalid {
+                field: format!("annotations[{PROFILE_ANNOTATION}]"),
+                msg: format!(
+                    "profile {applied:?} was applied but is not a built-in profile, so its seccomp filter cannot be installed; \
+                     also set {REQUEST_ANNOTATION} to its file path ({})",
+                    chain(&e)
+                ),
+            }
+        })?),
         (None, None) => None,
     };
     if let Some(p) = &profile {
