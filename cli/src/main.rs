@@ -126,6 +126,9 @@ enum Cmd {
     },
     /// Import a root filesystem tarball as a one-layer image (like `podman import`).
     Import { tarball: PathBuf, name: String },
+    /// Kubernetes: warren-runtime as a CRI runtime handler (containerd, CRI-O).
+    #[command(subcommand)]
+    Cri(CriCmd),
     /// Run by a sandbox's monitor after the sandbox exited.
     #[command(name = "__cleanup", hide = true)]
     Cleanup { id: String },
@@ -207,6 +210,54 @@ struct RunArgs {
     /// Command and arguments, or a script file (.py .R .jl .go .rs .cpp .cc .sh) and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CriCmd {
+    /// Register the runtime handler in containerd's config (or a CRI-O drop-in) and print
+    /// the RuntimeClass; idempotent, keeps a backup.
+    Install(CriInstallArgs),
+    /// Check the node: engine version, the handler, annotations, CDI, warren-runtime.
+    Status(CriStatusArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CriInstallArgs {
+    /// Config to edit (default /etc/containerd/config.toml; with --crio
+    /// /etc/crio/crio.conf.d/99-warren.conf).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write CRI-O's drop-in instead of containerd's config.
+    #[arg(long)]
+    crio: bool,
+    /// warren-runtime to register (default: beside warren, else on PATH).
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// Handler name, the RuntimeClass's `handler`.
+    #[arg(long, default_value = "warren")]
+    handler: String,
+    /// Print the change as a unified diff; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore the backup kept by the first install.
+    #[arg(long)]
+    uninstall: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct CriStatusArgs {
+    /// Config to check (default as for install).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Check CRI-O's drop-in instead of containerd's config.
+    #[arg(long)]
+    crio: bool,
+    /// Handler name.
+    #[arg(long, default_value = "warren")]
+    handler: String,
+    /// The engine binary asked for its version (default containerd, or crio).
+    #[arg(long)]
+    engine_binary: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -518,6 +569,63 @@ fn cmd_stats(
     }
 }
 
+fn cmd_cri(c: CriCmd) -> Result<i32> {
+    use warren_cli::cri::{self, Engine};
+    let engine = |crio| {
+        if crio {
+            Engine::Crio
+        } else {
+            Engine::Containerd
+        }
+    };
+    match c {
+        CriCmd::Install(a) => {
+            let engine = engine(a.crio);
+            let exe = std::env::current_exe().ok();
+            let runtime = a.runtime.unwrap_or_else(|| {
+                cri::default_runtime(
+                    exe.as_deref().and_then(Path::parent),
+                    std::env::var_os("PATH").as_deref(),
+                )
+            });
+            let o = cri::InstallOptions {
+                engine,
+                config: a
+                    .config
+                    .unwrap_or_else(|| engine.default_config().to_owned()),
+                handler: cri::Handler::new(&a.handler, &runtime),
+                dry_run: a.dry_run,
+                uninstall: a.uninstall,
+            };
+            let r = cri::install(&o)?;
+            if o.dry_run {
+                print!("{}", r.diff);
+            }
+            eprintln!("warren: {}", r.summary(&o));
+            if !o.uninstall && !o.dry_run {
+                print!("{}", cri::runtime_class(&o.handler.name));
+            }
+            Ok(0)
+        }
+        CriCmd::Status(a) => {
+            let engine = engine(a.crio);
+            let o = cri::StatusOptions {
+                engine,
+                config: a
+                    .config
+                    .unwrap_or_else(|| engine.default_config().to_owned()),
+                handler: a.handler,
+                engine_binary: a
+                    .engine_binary
+                    .unwrap_or_else(|| PathBuf::from(if a.crio { "crio" } else { "containerd" })),
+            };
+            let r = cri::status(&o);
+            print!("{}", r.render());
+            Ok(if r.ok() { 0 } else { 1 })
+        }
+    }
+}
+
 fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
     let roots = Roots {
         root: cli.root,
@@ -613,6 +721,7 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
             println!("{} {}", info.name, info.digest);
             Ok(0)
         }
+        Cmd::Cri(c) => cmd_cri(c),
         Cmd::Cleanup { id } => {
             warren_cli::remove::cleanup(&roots, &id)?;
             Ok(0)
