@@ -15,6 +15,11 @@
  *   wprobe tcprtt ITERS REPS        us per 1-byte TCP round trip over 127.0.0.1
  *   wprobe tcpbw MIB REPS           MiB/s streamed over one 127.0.0.1 TCP connection
  *   wprobe cpu ITERS REPS           ms per ITERS 64x64 double matrix products
+ *   wprobe rusage PROG ARGS...      runs PROG (a path) and prints `maxrss_kib N`, its
+ *                                   ru_maxrss from wait4(2); exits with its status
+ *
+ * `rusage` forks from this small static process rather than from the harness, because a
+ * child's ru_maxrss includes the resident set it had before exec (a fork of its parent).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -266,6 +272,25 @@ static void bench_cpu(long iters, long reps) {
     (void)sink;
 }
 
+static int run_rusage(char **argv) {
+    struct rusage ru;
+    int status;
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        execv(argv[0], argv);
+        fprintf(stderr, "wprobe: exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (wait4(pid, &status, 0, &ru) < 0)
+        die("wait4");
+    printf("maxrss_kib %ld\n", ru.ru_maxrss);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -282,10 +307,12 @@ int main(int argc, char **argv) {
         bench_tcprtt(num(argv[2], "ITERS"), num(argv[3], "REPS"));
     else if (!strcmp(cmd, "tcpbw") && argc == 4)
         bench_tcpbw(num(argv[2], "MIB"), num(argv[3], "REPS"));
+    else if (!strcmp(cmd, "rusage") && argc >= 3)
+        return run_rusage(argv + 2);
     else if (!strcmp(cmd, "cpu") && argc == 4)
         bench_cpu(num(argv[2], "ITERS"), num(argv[3], "REPS"));
     else {
-        fprintf(stderr, "usage: wprobe getpid|rw|open|stat|seqread|tcprtt|tcpbw|cpu ARGS... "
+        fprintf(stderr, "usage: wprobe getpid|rw|open|stat|seqread|tcprtt|tcpbw|cpu|rusage ARGS... "
                         "(see the source)\n");
         return 2;
     }

@@ -2,22 +2,25 @@
 //! costs beyond its process (the container cgroup's memory usage minus the process's RSS).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::Ctx;
 use crate::container::{self, Started};
 use crate::lifecycle::Runtime;
+use crate::probe::Probe;
 use crate::results::{Measurement, Suite};
 use crate::{bundle, container::new_id};
 
 const NAME: &str = "memory";
 const TITLE: &str = "Memory";
 const METHOD: &str = "Peak RSS: `ru_maxrss` from wait4(2) on the runtime process running \
-`run` of the /bin/true bundle: the largest resident set of the runtime or of any process \
-it reaped (runc's `runc init`, the container's init). Per-sandbox overhead: a container \
+`run` of the /bin/true bundle, forked by the small static wprobe (a fork of a big harness \
+would count the harness's pages): the largest resident set of the runtime or of any process \
+it reaped (runc's `runc init`, the container's init); the floor (wprobe running \
+/bin/true) is in the notes. Per-sandbox overhead: a container \
 running busybox `sleep` is created and started with its own cgroup; 200 ms later the \
 cgroup's memory usage (v1 `memory.usage_in_bytes`, v2 `memory.current`: the process, its \
 page tables and kernel objects, and page cache charged to it) minus the sleeping process's \
@@ -25,59 +28,30 @@ private memory (RssAnon + RssShmem): what the sandbox costs beyond its workload.
 take turns. Ratio: median over the baseline's median (crun when measured, \
 else warren-runtime).";
 
-/// Peak RSS (MiB) of `rt run` of `bundle`.
-fn peak_rss(rt: &Runtime, root: &Path, bundle: &Path) -> Result<f64> {
+/// Peak RSS (MiB) of `rt run` of `bundle`, measured by `wprobe rusage` (a fork of the
+/// small static probe, not of this harness, whose resident set a child would inherit).
+fn peak_rss(probe: &Probe, rt: &Runtime, root: &Path, bundle: &Path) -> Result<f64> {
     let id = new_id("wbench-rss");
-    let errf = tempfile::tempfile().context("create a temporary file")?;
-    let child = Command::new(&rt.path)
+    let mut cmd = Command::new(&probe.path);
+    cmd.arg("rusage")
+        .arg(&rt.path)
         .arg("--root")
         .arg(root)
         .args(["run", "--bundle"])
         .arg(bundle)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errf.try_clone()?)
-        .spawn()
-        .with_context(|| format!("spawn {}", rt.path.display()))?;
-    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-    let mut status: libc::c_int = 0;
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    let t = Instant::now();
-    let r = loop {
-        // SAFETY: `pid` is our child, spawned above and not waited for by anyone else
-        // (std's `Child` only reaps in `wait`, which is never called); `status` and `ru`
-        // point to live, writable memory of the right types for the call's duration.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, ru.as_mut_ptr()) };
-        if r != 0 || t.elapsed() > Duration::from_secs(60) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    drop(child);
+        .arg(&id);
+    let out = container::run_command(cmd, &format!("{} run", rt.name), Duration::from_secs(60));
     container::delete(rt, root, &id);
-    if r == 0 {
-        // SAFETY: as above; killing our own child that has not been reaped.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        bail!("{} run: timed out", rt.name);
-    }
-    if r != pid {
-        bail!("wait4: {}", std::io::Error::last_os_error());
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut e = String::new();
-        let mut f = errf;
-        use std::io::{Read, Seek};
-        let _ = f.rewind().and_then(|()| f.read_to_string(&mut e));
-        bail!(
-            "{} run: wait status {status:#x}: {}",
-            rt.name,
-            container::tail(&e, 3)
-        );
-    }
-    // SAFETY: wait4 returned the child's pid, so it filled in `ru`.
-    let ru = unsafe { ru.assume_init() };
-    Ok(ru.ru_maxrss as f64 / 1024.0)
+    parse_maxrss(&out?)
+}
+
+/// `maxrss_kib N` from `wprobe rusage`, in MiB.
+fn parse_maxrss(out: &str) -> Result<f64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+        .with_context(|| format!("no maxrss_kib in {:?}", container::tail(out, 2)))
 }
 
 /// The memory-cgroup usage file of process `pid` (v1 memory controller, else cgroup2).
@@ -162,11 +136,27 @@ pub fn run(ctx: &Ctx) -> Result<Suite> {
     let mut err_rss: Vec<Option<String>> = vec![None; n];
     let mut err_over: Vec<Option<String>> = vec![None; n];
     ctx.say("memory: runtime peak RSS and per-sandbox overhead");
+    if let Ok(p) = &ctx.probe {
+        let mut cmd = Command::new(&p.path);
+        cmd.args(["rusage", "/bin/true"]);
+        if let Ok(floor) =
+            container::run_command(cmd, "wprobe rusage /bin/true", Duration::from_secs(10))
+                .and_then(|o| parse_maxrss(&o))
+        {
+            suite.notes.push(format!(
+                "peak RSS floor (wprobe running /bin/true the same way): {floor:.2} MiB"
+            ));
+        }
+    }
     for _ in 0..ctx.sizes.memory_runs.max(1) {
         for (k, rt) in ctx.runtimes.iter().enumerate() {
             let root = ctx.root(rt);
             if err_rss[k].is_none() {
-                match peak_rss(rt, &root, &true_bundle) {
+                let r = match &ctx.probe {
+                    Ok(p) => peak_rss(p, rt, &root, &true_bundle),
+                    Err(e) => Err(anyhow::anyhow!("no probe: {e}")),
+                };
+                match r {
                     Ok(v) => rss[k].push(v),
                     Err(e) => err_rss[k] = Some(format!("{e:#}")),
                 }
