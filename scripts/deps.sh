@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS="ca-certificates curl gcc libc6-dev pkg-config libseccomp-dev busybox-static iproute2
       runc crun containerd podman conmon skopeo umoci golang-github-containers-common
       hyperfine python3 jq file protobuf-compiler nftables iptables containernetworking-plugins
-      debootstrap docker-registry uidmap tmux"
+      debootstrap docker-registry uidmap tmux attr"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -12,4 +12,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 export WARREN_RUNTIME="$PWD/target/x86_64-unknown-linux-gnu/release/warren-runtime"
 export WARREN_CLI="$PWD/target/release/warren"
 export WARREN_SHARED="${WARREN_SHARED:-$(cd .. && pwd)/shared}"
+# Build the `base` and `python` images from their recipes (debootstrap, apt, pip).
+export WARREN_IMAGES_BUILD_TESTS="${WARREN_IMAGES_BUILD_TESTS:-1}"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"

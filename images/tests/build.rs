@@ -12,8 +12,12 @@ use warren_images::Store;
 use warren_images::build::{BuildEvent, BuildOptions, build};
 use warren_images::recipe::{self, Base, RecipeSet};
 
-/// The runtime binary: built by `cargo build --release -p warren-runtime` (or debug).
+/// The runtime binary: `$WARREN_RUNTIME` (what CI builds), else the workspace's
+/// `cargo build --release -p warren-runtime` (or debug) output.
 fn runtime() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WARREN_RUNTIME") {
+        return Some(PathBuf::from(p));
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
