@@ -12,7 +12,8 @@
  *   wprobe open DIR NFILES REPS     ns per open(2)+close(2) of DIR/f<i>
  *   wprobe stat DIR NFILES REPS     ns per stat(2) of DIR/f<i>
  *   wprobe seqread FILE REPS        MiB/s reading FILE sequentially, 1 MiB reads
- *   wprobe tcprtt ITERS REPS        us per 1-byte TCP round trip over 127.0.0.1
+ *   wprobe tcprtt ITERS REPS        us per 1-byte TCP round trip over 127.0.0.1, both
+ *                                   ends pinned to the CPU it starts on
  *   wprobe tcpbw MIB REPS           MiB/s streamed over one 127.0.0.1 TCP connection
  *   wprobe cpu ITERS REPS           ms per ITERS 64x64 double matrix products
  *   wprobe rusage PROG ARGS...      runs PROG (a path) and prints `maxrss_kib N`, its
@@ -27,6 +28,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +209,15 @@ static void finish(int c, pid_t pid) {
 
 static void bench_tcprtt(long iters, long reps) {
     pid_t pid;
+    /* Both ends on one CPU: a wakeup across CPUs costs an IPI, which on a VM whose other
+     * vCPU idles is a VM exit (tens of us) and swamps what is being measured. */
+    int cpu = sched_getcpu();
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        sched_setaffinity(0, sizeof set, &set);
+    }
     int c = tcp_pair(serve_echo, &pid);
     char x = 'x';
     for (long r = 0; r < reps; r++) {

@@ -161,8 +161,8 @@ impl Level {
             Level::Default => Sizes {
                 lifecycle_runs: 30,
                 lifecycle_warmup: 3,
-                throughput_containers: 48,
-                throughput_trials: 2,
+                throughput_containers: 40,
+                throughput_trials: 3,
                 rounds: 2,
                 reps: 8,
                 getpid_iters: 100_000,
@@ -177,8 +177,8 @@ impl Level {
             Level::Full => Sizes {
                 lifecycle_runs: 60,
                 lifecycle_warmup: 5,
-                throughput_containers: 100,
-                throughput_trials: 3,
+                throughput_containers: 60,
+                throughput_trials: 6,
                 rounds: 4,
                 reps: 10,
                 getpid_iters: 200_000,

@@ -10,7 +10,8 @@ use crate::results::Suite;
 const NAME: &str = "network";
 const TITLE: &str = "Network (loopback TCP)";
 const METHOD: &str = "wprobe forks a peer and talks to it over 127.0.0.1 in the namespace \
-it runs in: 1-byte ping-pong with TCP_NODELAY (µs per round trip), and a stream of 64 KiB \
+it runs in: 1-byte ping-pong with TCP_NODELAY, both ends pinned to one CPU so that \
+cross-CPU wakeups (an IPI, a VM exit on a VM) do not swamp the stack (µs per round trip), and a stream of 64 KiB \
 writes to a reading peer (MiB/s). Containers have their own network namespace with only \
 loopback up: warren-runtime with no profile and with the `experiment` profile (loopback \
 only; `agent` has no network at all), and the other runtimes' default spec. Interleaved \

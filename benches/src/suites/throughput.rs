@@ -13,7 +13,8 @@ const TITLE: &str = "Throughput";
 const METHOD: &str = "N containers of the plain /bin/true bundle, each `run` in the \
 foreground then deleted, by 1, 4 or 8 workers that take the next container as soon as \
 theirs is gone; containers/s = successful containers / wall time. Each trial runs every \
-runtime in turn; trials are repeated and their rates summarised. Ratio: rate over the \
+runtime in turn (starting with a different one each time); trials are repeated and their \
+rates summarised. Ratio: rate over the \
 baseline's rate (crun when measured, else warren-runtime); > 1 is faster.";
 
 /// Parallelism levels measured.
@@ -35,8 +36,12 @@ pub fn run(ctx: &Ctx) -> Result<Suite> {
                 s.throughput_containers,
                 trial + 1
             ));
-            let res = lifecycle::throughput(&ctx.runtimes, &plain, s.throughput_containers, p, 0)?;
-            for (k, r) in res.into_iter().enumerate() {
+            // Each trial starts with another runtime, so that none always runs first.
+            let mut order: Vec<usize> = (0..n).collect();
+            order.rotate_left((trial + pi) % n.max(1));
+            let rts: Vec<_> = order.iter().map(|&k| ctx.runtimes[k].clone()).collect();
+            let res = lifecycle::throughput(&rts, &plain, s.throughput_containers, p, 0)?;
+            for (&k, r) in order.iter().zip(res) {
                 fails[pi][k] += r.failures;
                 if errors[pi][k].is_none() {
                     errors[pi][k] = r.first_error;
