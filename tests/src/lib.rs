@@ -24,6 +24,7 @@ pub mod error;
 pub mod ids;
 pub mod leaks;
 pub mod runtime;
+pub mod sandbox;
 
 pub use bundle::Bundle;
 pub use command::{DEFAULT_TIMEOUT, Invocation, Output, Running, host_sh, wait_until};
