@@ -12,6 +12,7 @@ pub mod events;
 pub mod exec;
 pub mod exit;
 pub mod hostview;
+pub mod images;
 pub mod inspect;
 pub mod logs;
 pub mod monitor;

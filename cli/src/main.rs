@@ -126,6 +126,9 @@ enum Cmd {
     },
     /// Import a root filesystem tarball as a one-layer image (like `podman import`).
     Import { tarball: PathBuf, name: String },
+    /// Manage images: ls, rm, import, export, pull, build, gc.
+    #[command(subcommand)]
+    Images(ImagesCmd),
     /// Kubernetes: warren-runtime as a CRI runtime handler (containerd, CRI-O).
     #[command(subcommand)]
     Cri(CriCmd),
@@ -715,6 +718,7 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
             warren_cli::top::run(&roots, Duration::from_millis(interval.max(100)))?;
             Ok(0)
         }
+        Cmd::Images(c) => cmd_images(&roots, c),
         Cmd::Import { tarball, name } => {
             let store = warren_images::Store::open(&roots.data_root)?;
             let info = store.import_rootfs(&tarball, &name)?;
@@ -788,4 +792,123 @@ fn main() {
             std::process::exit(code)
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum ImagesCmd {
+    /// List images.
+    Ls {
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Remove images (their blobs go at the next gc).
+    Rm { names: Vec<String> },
+    /// Import an OCI archive or a `docker save`/`podman save` archive.
+    Import {
+        file: PathBuf,
+        /// Name for the image (when the archive holds one).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Export images to an OCI archive (or docker-archive).
+    Export {
+        names: Vec<String>,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value = "oci", value_parser = ["oci", "docker"])]
+        format: String,
+    },
+    /// Pull from a registry.
+    Pull {
+        reference: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Plain HTTP (a loopback registry).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Build a curated image (and its parents) from its recipe.
+    Build {
+        name: String,
+        /// Recipe directory (default: the installed or source tree recipes).
+        #[arg(long)]
+        recipes: Option<PathBuf>,
+        #[arg(long)]
+        no_cache: bool,
+        /// Show the steps' output.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Delete blobs and unpacked layers no image uses.
+    Gc,
+}
+
+fn cmd_images(roots: &warren_cli::state::Roots, c: ImagesCmd) -> Result<i32> {
+    use warren_cli::images;
+    let store = warren_images::Store::open(&roots.data_root)?;
+    let mut out = std::io::stdout();
+    match c {
+        ImagesCmd::Ls { format } => images::ls(&store, format == "json", &mut out)?,
+        ImagesCmd::Rm { names } => {
+            for n in names {
+                store.remove(&n)?;
+                println!("{n}");
+            }
+        }
+        ImagesCmd::Import { file, name } => {
+            for l in images::import(&store, &file, name)? {
+                println!("{l}");
+            }
+        }
+        ImagesCmd::Export {
+            names,
+            output,
+            format,
+        } => images::export(&store, &names, &output, &format)?,
+        ImagesCmd::Pull {
+            reference,
+            user,
+            password,
+            insecure,
+        } => {
+            println!(
+                "{}",
+                images::pull(&store, &reference, user, password, insecure)?
+            );
+        }
+        ImagesCmd::Build {
+            name,
+            recipes,
+            no_cache,
+            verbose,
+        } => {
+            let exe = std::env::current_exe().context("locate the warren binary")?;
+            let runtime = exe.with_file_name("warren-runtime");
+            if !runtime.exists() {
+                bail!(
+                    "{} not found: install warren-runtime next to warren",
+                    runtime.display()
+                );
+            }
+            let dir = images::recipes_dir(recipes, &exe);
+            let line = images::build_image(
+                &store,
+                &dir,
+                &name,
+                &runtime,
+                &roots.root.join("build-runtime"),
+                no_cache,
+                verbose,
+                &mut std::io::stderr(),
+            )?;
+            println!("{line}");
+        }
+        ImagesCmd::Gc => {
+            let r = store.gc()?;
+            println!("{r:?}");
+        }
+    }
+    Ok(0)
 }
