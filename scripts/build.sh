@@ -17,5 +17,6 @@ cargo build --release --locked -p warren-cli -p warren-benches
 mkdir -p target/bin
 ln -sf "../$TRIPLE/release/warren-runtime" target/bin/warren-runtime
 ln -sf ../release/warren target/bin/warren
+ln -sf ../release/warren-monitor target/bin/warren-monitor
 ln -sf ../release/warren-lifecycle-bench target/bin/warren-lifecycle-bench
 echo "built: target/bin/warren-runtime target/bin/warren"

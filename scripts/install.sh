@@ -8,4 +8,7 @@ PREFIX=${PREFIX:-/usr/local}
 ./scripts/build.sh
 install -D -m 0755 target/x86_64-unknown-linux-gnu/release/warren-runtime "$PREFIX/bin/warren-runtime"
 install -D -m 0755 target/release/warren "$PREFIX/bin/warren"
+install -D -m 0755 target/release/warren-monitor "$PREFIX/bin/warren-monitor"
+mkdir -p "$PREFIX/share/warren/recipes"
+cp images/recipes/*.toml "$PREFIX/share/warren/recipes/"
 echo "installed: $PREFIX/bin/warren $PREFIX/bin/warren-runtime"

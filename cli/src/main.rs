@@ -885,13 +885,15 @@ fn cmd_images(roots: &warren_cli::state::Roots, c: ImagesCmd) -> Result<i32> {
             verbose,
         } => {
             let exe = std::env::current_exe().context("locate the warren binary")?;
-            let runtime = exe.with_file_name("warren-runtime");
-            if !runtime.exists() {
-                bail!(
-                    "{} not found: install warren-runtime next to warren",
-                    runtime.display()
-                );
+            // warren-runtime next to warren (an install), else on PATH.
+            let mut candidates = vec![exe.with_file_name("warren-runtime")];
+            if let Some(path) = std::env::var_os("PATH") {
+                candidates.extend(std::env::split_paths(&path).map(|d| d.join("warren-runtime")));
             }
+            let runtime = candidates
+                .into_iter()
+                .find(|p| p.is_file())
+                .context("warren-runtime not found next to warren or on PATH")?;
             let dir = images::recipes_dir(recipes, &exe);
             let line = images::build_image(
                 &store,
