@@ -66,8 +66,8 @@ static long sp_clone_plain(void) {
         waitpid(r, NULL, 0);
     return r;
 }
-static long sp_vfork(void) {
-    long r = syscall(SYS_vfork);
+static long sp_fork(void) {
+    long r = syscall(SYS_fork);
     if (r == 0)
         _exit(0);
     if (r > 0)
@@ -80,7 +80,7 @@ static const struct call CALLS[] = {
     {"write", SYS_write, {-1, 0, 0}},
     {"getpid", SYS_getpid, {0}},
     {"openat", SYS_openat, {AT_FDCWD, NOPATH, O_RDONLY}},
-    {"mount", SYS_mount, {(long)"none", NOPATH, (long)"tmpfs", 0, 0}},
+    {"mount", SYS_mount, {(long)"none", (long)"/tmp", (long)"tmpfs", 0, 0}},
     {"umount2", SYS_umount2, {NOPATH, 0}},
     {"pivot_root", SYS_pivot_root, {NOPATH, NOPATH}},
     {"chroot", SYS_chroot, {NOPATH}},
@@ -90,7 +90,7 @@ static const struct call CALLS[] = {
     {"clone_plain", -1, {0}, sp_clone_plain},
     {"clone_newuser", -1, {0}, sp_clone_newuser},
     {"clone3_einval", SYS_clone3, {0, 0}},
-    {"vfork", -1, {0}, sp_vfork},
+    {"fork", -1, {0}, sp_fork},
     {"ptrace_peek", SYS_ptrace, {2 /* PTRACE_PEEKDATA */, 999999, 0, 0}},
     {"process_vm_readv", SYS_process_vm_readv, {999999, 0, 0, 0, 0, 0}},
     {"pidfd_open", SYS_pidfd_open, {999999, 0}},
