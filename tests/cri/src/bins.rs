@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// Paths of everything the test runs.
 #[derive(Debug, Clone)]
 pub struct Binaries {
-    /// `$WARREN_RUNTIME`, else the workspace's `target/bin`, `target/release`, `target/debug`.
+    /// `$WARREN_RUNTIME`, else the newest workspace build (`target/{bin,release,debug}`).
     pub warren_runtime: PathBuf,
     /// `$WARREN_CLI`, else the same search for `warren`.
     pub warren: PathBuf,
@@ -29,7 +29,9 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn ours(env: &str, name: &str) -> Result<PathBuf> {
+/// One of warren's binaries: `$ENV`, else the newest of the workspace's `target/bin`,
+/// `target/release` and `target/debug` builds.
+pub fn ours(env: &str, name: &str) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         return if p.is_file() {
@@ -41,12 +43,18 @@ fn ours(env: &str, name: &str) -> Result<PathBuf> {
             )))
         };
     }
+    // The newest build wins: a stale release binary must not shadow a fresh debug one.
     let ws = workspace();
-    for dir in ["target/bin", "target/release", "target/debug"] {
-        let p = ws.join(dir).join(name);
-        if p.is_file() {
-            return Ok(std::path::absolute(&p).unwrap_or(p));
-        }
+    let newest = ["target/bin", "target/release", "target/debug"]
+        .iter()
+        .map(|dir| ws.join(dir).join(name))
+        .filter_map(|p| {
+            let t = std::fs::metadata(&p).ok()?.modified().ok()?;
+            Some((t, p))
+        })
+        .max_by_key(|(t, _)| *t);
+    if let Some((_, p)) = newest {
+        return Ok(std::path::absolute(&p).unwrap_or(p));
     }
     Err(Error::Other(format!(
         "{name} not found: set ${env} or build it (./scripts/build.sh)"
