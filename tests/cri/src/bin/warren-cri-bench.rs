@@ -52,6 +52,9 @@ fn one(node: &Node, handler: &str, i: usize) -> Result<Sample> {
     })
 }
 
+/// A timed phase: its label and how to read it from a sample.
+type Phase = (&'static str, fn(&Sample) -> Duration);
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -116,7 +119,7 @@ fn main() -> Result<()> {
     let leaks = node.leaks()?;
     let phase =
         |k: usize, f: fn(&Sample) -> Duration| stats(samples[k].iter().map(|s| ms(f(s))).collect());
-    let phases: [(&str, fn(&Sample) -> Duration); 4] = [
+    let phases: [Phase; 4] = [
         ("RunPodSandbox", |s| s.run_pod),
         ("CreateContainer", |s| s.create),
         ("StartContainer → RUNNING", |s| s.start),
