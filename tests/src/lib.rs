@@ -25,6 +25,7 @@ pub mod ids;
 pub mod leaks;
 pub mod runtime;
 pub mod sandbox;
+pub mod sandbox_bench;
 
 pub use bundle::Bundle;
 pub use command::{DEFAULT_TIMEOUT, Invocation, Output, Running, host_sh, wait_until};

@@ -1,0 +1,288 @@
+//! The sandbox benchmark (issue 7), A/B ratios inside real containers, no timed
+//! assertions:
+//!
+//! * **per-syscall overhead**: `getpid(2)` in a loop (`tests/c/loops.c`), ns/op, under
+//!   crun and warren-runtime with no seccomp, with podman's default profile, and (warren)
+//!   with the `agent` profile alone and stacked on podman's;
+//! * **Landlock**: an `open(2)`+`close(2)` loop on a shallow and a deep path, under `agent`
+//!   and under a user profile `extends = "agent"` with Landlock disabled (the same seccomp
+//!   filter), as a ratio;
+//! * optionally the seccomp-bundle lifecycle of `warren-lifecycle-bench` (its lines are
+//!   passed through).
+//!
+//! Both runtimes run in a private cgroup view ([`PrivateCgroupView`]), as crun 1.8 needs
+//! on this hybrid host. Each configuration runs in `runs` fresh containers, each timing
+//! `reps` loops of `iters` calls; the reported figure is the median of all loops.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::bundle::Bundle;
+use crate::command::Invocation;
+use crate::error::{HarnessError, Result};
+use crate::ids::unique_id;
+use crate::runtime::{Runtime, warren_binary};
+use crate::sandbox::{
+    LOOPS_SRC, PrivateCgroupView, add_podman_seccomp, add_workspace, crun_binary, install, median,
+    set_profile, static_helper,
+};
+
+/// What to measure, and how much.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Calls per timed loop.
+    pub iters: u64,
+    /// Timed loops per container.
+    pub reps: u32,
+    /// Containers per configuration.
+    pub runs: u32,
+    /// `warren-lifecycle-bench` to run for the seccomp-bundle lifecycle (skipped if None).
+    pub lifecycle: Option<PathBuf>,
+    /// Lifecycles per runtime for `lifecycle`.
+    pub lifecycle_runs: u32,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            iters: 2_000_000,
+            reps: 5,
+            runs: 3,
+            lifecycle: None,
+            lifecycle_runs: 40,
+        }
+    }
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    /// Runtime name.
+    pub runtime: String,
+    /// What the container had (e.g. `podman default`, `agent`).
+    pub config: String,
+    /// Median ns per operation.
+    pub ns_per_op: f64,
+    /// Every loop's ns per operation.
+    pub samples: Vec<f64>,
+}
+
+/// Everything the benchmark measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// getpid loops.
+    pub getpid: Vec<Measure>,
+    /// open loops (`config` names the path and whether Landlock was on).
+    pub open: Vec<Measure>,
+    /// The lines of `warren-lifecycle-bench` that mention seccomp, and its table header.
+    pub lifecycle: Vec<String>,
+}
+
+/// A user profile: agent with Landlock off (the same seccomp filter, capabilities, limits).
+const AGENT_NO_LANDLOCK: &str = "# benchmark: agent without Landlock, for A/B ratios\n\
+extends = \"agent\"\n\
+[landlock]\n\
+enabled = false   # everything else as agent\n";
+
+/// The deep path of the open loop (12 components).
+const DEEP: &str = "/workspace/a/b/c/d/e/f/g/h/i/j/file";
+
+fn bundle(loops: &Path) -> Result<Bundle> {
+    let mut b = Bundle::new()?;
+    add_workspace(&mut b)?;
+    install(&b, loops, "loops", 0o755)?;
+    b.write_rootfs_file("workspace/file", b"x", 0o644)?;
+    b.write_rootfs_file(DEEP, b"x", 0o644)?;
+    Ok(b)
+}
+
+/// Runs `args` in `b` under `rt` in `runs` fresh containers; returns the median ns/op of
+/// all their loops.
+fn measure(
+    rt: &Runtime,
+    config: &str,
+    b: &mut Bundle,
+    args: &[&str],
+    runs: u32,
+) -> Result<Measure> {
+    b.set_args(args);
+    b.save()?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let id = unique_id("bench");
+        let _g = rt.guard(&id);
+        let out = rt.run(b.path(), &id, Duration::from_secs(300))?.check()?;
+        samples.extend(
+            out.stdout
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()),
+        );
+    }
+    if samples.is_empty() {
+        return Err(HarnessError::Other(format!(
+            "{}: no timings from {args:?}",
+            rt.name()
+        )));
+    }
+    let ns_per_op = median(&mut samples);
+    eprintln!("  {:<8} {config:<40} {ns_per_op:8.1} ns/op", rt.name());
+    Ok(Measure {
+        runtime: rt.name().to_owned(),
+        config: config.to_owned(),
+        ns_per_op,
+        samples,
+    })
+}
+
+/// Runs the benchmark.
+pub fn run(o: &BenchOptions) -> Result<Report> {
+    let loops = static_helper("loops", LOOPS_SRC)?;
+    let crun = PrivateCgroupView::new("crun", &crun_binary())?;
+    let warren = PrivateCgroupView::new("warren", &warren_binary()?)?;
+    let profiles = tempfile::tempdir()
+        .map_err(|e| HarnessError::io("create temp dir in", std::env::temp_dir(), e))?;
+    let no_ll = profiles.path().join("agent-no-landlock.toml");
+    std::fs::write(&no_ll, AGENT_NO_LANDLOCK).map_err(|e| HarnessError::io("write", &no_ll, e))?;
+    let no_ll = no_ll.display().to_string();
+
+    // The bundles, by configuration.
+    const PLAIN: usize = 0;
+    const PODMAN: usize = 1;
+    const AGENT: usize = 2;
+    const AGENT_PODMAN: usize = 3;
+    const AGENT_NO_LL: usize = 4;
+    let mut bundles = Vec::new();
+    for (podman, profile) in [
+        (false, None),
+        (true, None),
+        (false, Some("agent")),
+        (true, Some("agent")),
+        (false, Some(no_ll.as_str())),
+    ] {
+        let mut b = bundle(&loops)?;
+        if podman {
+            add_podman_seccomp(&mut b)?;
+        }
+        if let Some(p) = profile {
+            set_profile(&mut b, p);
+        }
+        bundles.push(b);
+    }
+
+    let iters = o.iters.to_string();
+    let reps = o.reps.to_string();
+    let getpid = ["/loops", "getpid", iters.as_str(), reps.as_str()];
+    let mut r = Report::default();
+    eprintln!(
+        "getpid(2) loop, {} calls x {} loops x {} containers:",
+        o.iters, o.reps, o.runs
+    );
+    for (rt, config, i) in [
+        (&crun.rt, "no seccomp", PLAIN),
+        (&crun.rt, "podman default", PODMAN),
+        (&warren.rt, "no seccomp", PLAIN),
+        (&warren.rt, "podman default", PODMAN),
+        (&warren.rt, "agent", AGENT),
+        (&warren.rt, "agent + podman default", AGENT_PODMAN),
+    ] {
+        r.getpid
+            .push(measure(rt, config, &mut bundles[i], &getpid, o.runs)?);
+    }
+    // open(2) is ~10x slower than getpid: a tenth of the calls.
+    let open_iters = (o.iters / 10).max(1).to_string();
+    eprintln!(
+        "open(2)+close(2) loop, {open_iters} calls x {} loops:",
+        o.reps
+    );
+    for (path, label) in [("/workspace/file", "depth 2"), (DEEP, "depth 12")] {
+        let args = ["/loops", "open", path, open_iters.as_str(), reps.as_str()];
+        for (config, i) in [
+            ("no profile", PLAIN),
+            ("agent without Landlock", AGENT_NO_LL),
+            ("agent (Landlock)", AGENT),
+        ] {
+            r.open.push(measure(
+                &warren.rt,
+                &format!("{label}: {config}"),
+                &mut bundles[i],
+                &args,
+                o.runs,
+            )?);
+        }
+    }
+    if let Some(bin) = &o.lifecycle {
+        eprintln!("lifecycle ({} runs per runtime):", o.lifecycle_runs);
+        let out = Invocation::new(bin)
+            .arg("--warren")
+            .arg(warren_binary()?)
+            .args(["--runs", &o.lifecycle_runs.to_string(), "--throughput", "0"])
+            .timeout(Duration::from_secs(1800))
+            .output()?
+            .check()?;
+        r.lifecycle = out
+            .stdout
+            .lines()
+            .filter(|l| {
+                let l = l.to_lowercase();
+                l.contains("seccomp") || l.starts_with("| measure") || l.starts_with("|--")
+            })
+            .map(str::to_owned)
+            .collect();
+    }
+    Ok(r)
+}
+
+impl Report {
+    fn get(&self, v: &[Measure], runtime: &str, config: &str) -> Option<f64> {
+        v.iter()
+            .find(|m| m.runtime == runtime && m.config == config)
+            .map(|m| m.ns_per_op)
+    }
+
+    /// The report as README-ready markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "Per-syscall cost: getpid(2) in a loop inside the container, median ns/op\n\n\
+             | runtime | seccomp | ns/op | overhead vs no seccomp |\n|---|---|---|---|\n",
+        );
+        for m in &self.getpid {
+            let base = self.get(&self.getpid, &m.runtime, "no seccomp");
+            let over = base.map_or(String::from("-"), |b| {
+                if m.config == "no seccomp" {
+                    "(base)".to_owned()
+                } else {
+                    format!("{:+.1} ns", m.ns_per_op - b)
+                }
+            });
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {over} |",
+                m.runtime, m.config, m.ns_per_op
+            );
+        }
+        s.push_str(
+            "\nLandlock: open(2)+close(2) in a loop under warren-runtime, median ns/op\n\n\
+             | path | no profile | agent without Landlock | agent (Landlock) | Landlock ratio |\n\
+             |---|---|---|---|---|\n",
+        );
+        for label in ["depth 2", "depth 12"] {
+            let g = |c: &str| self.get(&self.open, "warren", &format!("{label}: {c}"));
+            if let (Some(a), Some(b), Some(c)) = (
+                g("no profile"),
+                g("agent without Landlock"),
+                g("agent (Landlock)"),
+            ) {
+                let _ = writeln!(s, "| {label} | {a:.0} | {b:.0} | {c:.0} | {:.2}x |", c / b);
+            }
+        }
+        if !self.lifecycle.is_empty() {
+            s.push_str("\nwarren-lifecycle-bench, seccomp bundle (podman's default profile)\n\n");
+            for l in &self.lifecycle {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
