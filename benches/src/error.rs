@@ -49,6 +49,14 @@ pub enum BenchError {
         /// What plotters said.
         msg: String,
     },
+    /// A results file given to re-render could not be read or does not validate.
+    #[error("read results {path}: {msg}")]
+    Render {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// The results could not be serialized.
     #[error("serialize results: {0}")]
     Serialize(#[from] serde_json::Error),

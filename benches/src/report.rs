@@ -72,11 +72,11 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let (suites, more_notes) = measured;
     notes.extend(more_notes);
     let results = Results {
-        format: FORMAT,
+        format: FORMAT.to_owned(),
         version: FORMAT_VERSION,
         started_at,
         seconds: t0.elapsed().as_secs_f64(),
-        level: level.as_str(),
+        level: level.as_str().to_owned(),
         note: config.note.clone(),
         machine,
         runtimes: infos,
@@ -86,8 +86,32 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     write(&results, &config.out_dir)
 }
 
+/// Reads a `results.json` written earlier (validating it against the schema) and writes
+/// the report and plots again into `dir` (`warren-bench --render FILE`): for a report
+/// layout or plot change, without measuring again.
+pub fn render(results_json: &Path, dir: &Path) -> Result<Report, BenchError> {
+    let bad = |msg: String| BenchError::Render {
+        path: results_json.to_owned(),
+        msg,
+    };
+    let text = std::fs::read_to_string(results_json).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    crate::schema::validate_results(&doc).map_err(|errors| bad(errors.join("; ")))?;
+    let results: Results = serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|source| BenchError::Output {
+        path: dir.to_owned(),
+        source,
+    })?;
+    write_report(&results, dir, text.as_bytes())
+}
+
 /// Writes `results.json`, `report.md` and the plots of `results` into `dir`.
 pub fn write(results: &Results, dir: &Path) -> Result<Report, BenchError> {
+    write_report(results, dir, &serde_json::to_vec_pretty(results)?)
+}
+
+/// Writes `json` as `results.json`, and the report and plots of `results`, into `dir`.
+fn write_report(results: &Results, dir: &Path, json: &[u8]) -> Result<Report, BenchError> {
     let out = |name: &str, bytes: &[u8]| -> Result<PathBuf, BenchError> {
         let p = dir.join(name);
         std::fs::write(&p, bytes).map_err(|source| BenchError::Output {
@@ -96,7 +120,7 @@ pub fn write(results: &Results, dir: &Path) -> Result<Report, BenchError> {
         })?;
         Ok(p)
     };
-    let mut files = vec![out("results.json", &serde_json::to_vec_pretty(results)?)?];
+    let mut files = vec![out("results.json", json)?];
     files.push(out("report.md", markdown::render(results).as_bytes())?);
     files.extend(plot::draw_all(results, dir)?);
     Ok(Report {

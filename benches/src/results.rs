@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
 
@@ -14,10 +14,10 @@ pub const FORMAT: &str = "warren-bench-results";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The whole `results.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     /// Always [`FORMAT`].
-    pub format: &'static str,
+    pub format: String,
     /// Always [`FORMAT_VERSION`].
     pub version: u32,
     /// RFC 3339 time the run started (UTC).
@@ -25,7 +25,7 @@ pub struct Results {
     /// Wall-clock seconds the run took.
     pub seconds: f64,
     /// `quick`, `default` or `full`.
-    pub level: &'static str,
+    pub level: String,
     /// The header note given with `--note`.
     pub note: Option<String>,
     /// What the numbers were taken on.
@@ -39,7 +39,7 @@ pub struct Results {
 }
 
 /// A runtime binary under test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     /// Display name (`warren-runtime`, `runc`, `crun`, or a file name).
     pub name: String,
@@ -52,7 +52,7 @@ pub struct RuntimeInfo {
 }
 
 /// How a suite ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteStatus {
     /// Measured (some measurements may still have failed).
@@ -64,7 +64,7 @@ pub enum SuiteStatus {
 }
 
 /// One suite's results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Suite {
     /// Suite id (`lifecycle`, `syscall`, ...).
     pub name: String,
@@ -149,7 +149,7 @@ impl Suite {
 }
 
 /// Outcome of one measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Timed.
@@ -159,7 +159,7 @@ pub enum Status {
 }
 
 /// Median, p95, min, max and mean of a sample set, in the measurement's unit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Number of samples.
     pub n: usize,
@@ -195,7 +195,7 @@ impl Stats {
 }
 
 /// One figure: what (`group`), who (`subject`), its samples and their statistics.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
     /// What was measured; measurements of one group are compared with each other.
     pub group: String,

@@ -163,6 +163,38 @@ fn quick_run_of_warren_alone_writes_results_that_validate() {
     // The binary prints the files it wrote.
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("results.json") && stdout.contains("report.md"));
+
+    // --render writes the same report again from results.json, measuring nothing.
+    let again = out.path().join("again");
+    let o = bench()
+        .arg("--render")
+        .arg(out.path().join("results.json"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let md2 = std::fs::read_to_string(again.join("report.md")).unwrap();
+    assert_eq!(md, md2);
+    assert!(again.join("overhead.png").is_file());
+}
+
+#[test]
+fn render_refuses_results_that_do_not_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("results.json");
+    std::fs::write(&bad, r#"{"format": "warren-bench-results", "version": 2}"#).unwrap();
+    let o = bench()
+        .arg("--render")
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("$.version: expected 1, got 2"), "{e}");
+    assert!(e.contains("missing required property \"machine\""), "{e}");
 }
 
 #[test]

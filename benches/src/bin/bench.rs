@@ -3,6 +3,7 @@
 //! ```text
 //! warren-bench [--quick|--full] [--vs runc,crun] [--out DIR] [--warren PATH]
 //!              [--suites lifecycle,cpu] [--note TEXT]
+//! warren-bench --render results.json --out DIR     # report and plots again, no measuring
 //! ```
 //! Exit status: 0 when the report was written, 1 on an error (the message says which flag
 //! or file), 2 on a usage error.
@@ -39,10 +40,17 @@ struct Args {
     /// A line for the report header.
     #[arg(long)]
     note: Option<String>,
+    /// Measure nothing: write report.md and the plots again from this results.json
+    /// (into --out).
+    #[arg(long, value_name = "RESULTS_JSON")]
+    render: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
+    if let Some(json) = &a.render {
+        return finish(report::render(json, &a.out));
+    }
     let config = BenchConfig {
         quick: a.quick,
         full: a.full,
@@ -53,7 +61,11 @@ fn main() -> ExitCode {
         note: a.note,
         progress: true,
     };
-    match report::run(&config) {
+    finish(report::run(&config))
+}
+
+fn finish(r: Result<report::Report, warren_benches::BenchError>) -> ExitCode {
+    match r {
         Ok(r) => {
             for f in &r.files {
                 println!("{}", f.display());
