@@ -292,7 +292,7 @@ impl InstallReport {
         let cfg = self.config.display();
         let restart = match o.engine {
             Engine::Containerd => "systemctl restart containerd",
-            Engine::Crio => "systemctl reload crio",
+            Engine::Crio => "systemctl restart crio",
         };
         match (o.uninstall, o.dry_run, self.written, self.diff.is_empty()) {
             (_, true, _, true) => format!("{cfg}: nothing to change"),
@@ -402,7 +402,13 @@ fn parse(text: &str, path: &Path) -> Result<DocumentMut> {
             path: path.to_owned(),
             line,
             column,
-            message: e.message().trim().to_owned(),
+            message: e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(": "),
             text: shown,
         }
     })

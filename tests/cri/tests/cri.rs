@@ -18,6 +18,7 @@ const AGENT: &str = "warren.dev/profile";
 
 const BUG_NETNS: &str = "sandbox::prepare → warren_sandbox::spec::apply_profile refuses network mode none/loopback when the spec joins a netns by path (every CRI sandbox and container), so RunPodSandbox fails";
 const BUG_HOSTNET: &str = "apply_profile drops the network namespace for network mode host even when the spec joins the pod's netns by path: the pause runs in the host netns and the pod gets host networking from an annotation";
+const BUG_LIMITS: &str = "apply_profile replaces linux.resources memory/pids/cpu with the profile's values instead of the minimum of the profile's and the pod's (agent's 4 GiB raises a 128 MiB Kubernetes limit)";
 const BUG_CDI_EXEC_ENV: &str = "warren-runtime applies CDI env edits to its copy of the spec only; exec --process gets containerd's process spec without them";
 
 #[derive(Default)]
@@ -393,13 +394,42 @@ fn kubernetes_pods_under_warren_through_cri() {
     }
 
     // ------------------------------------------------------------- sandbox profile
+    c.check(
+        "control: unshare -r and a mount in the new user namespace work in a pod without a profile",
+        || {
+            let p = node.run_pod(&PodSpec::new("control", "warren"))?;
+            let id =
+                node.start_container(&p, "work", &["sleep", "3600"], ContainerOpts::default())?;
+            let r = exec(
+                &node,
+                &id,
+                "unshare -rm sh -c 'mount -t tmpfs none /mnt && echo mounted'",
+            );
+            node.teardown_pod(&p)?;
+            let r = r?;
+            ensure!(
+                r.exit_code == 0 && r.out() == "mounted\n",
+                "fails without a profile too, so the agent check would prove nothing: {} {}",
+                r.out(),
+                r.err()
+            );
+            Ok(())
+        },
+    );
     let agent = c.known_bug(
         "pod with warren.dev/profile: agent runs (pause and container)",
         BUG_NETNS,
         || {
             let p = node.run_pod(&PodSpec::new("agent", "warren").annotate(AGENT, "agent"))?;
-            let id =
-                node.start_container(&p, "work", &["sleep", "3600"], ContainerOpts::default())?;
+            let id = node.start_container(
+                &p,
+                "work",
+                &["sleep", "3600"],
+                ContainerOpts {
+                    memory_limit: Some(128 << 20),
+                    ..Default::default()
+                },
+            )?;
             let (st, info) = node.cri().container_status(&id)?;
             ensure!(
                 st.state == cri::ContainerState::ContainerRunning as i32,
@@ -418,14 +448,28 @@ fn kubernetes_pods_under_warren_through_cri() {
                 ensure!(r.exit_code == 0 && r.out() == "allowed\n", "{r:?}");
                 let r = exec(&node, id, "unshare -r true")?;
                 ensure!(r.exit_code != 0, "unshare -r succeeded under agent: {r:?}");
-                let r = exec(&node, id, "mount -t tmpfs none /mnt")?;
-                ensure!(r.exit_code != 0, "mount succeeded under agent: {r:?}");
+                let r = exec(&node, id, "unshare -rm sh -c 'mount -t tmpfs none /mnt'")?;
+                ensure!(
+                    r.exit_code != 0,
+                    "a user-namespace mount succeeded under agent: {r:?}"
+                );
                 let spec = node.bundle_spec(id)?;
                 let a = annotations(&spec);
                 ensure!(
                     a.get(AGENT).map(String::as_str) == Some("agent"),
                     "annotation did not reach the runtime: {a:?}"
                 );
+                Ok(())
+            },
+        );
+        c.known_bug(
+            "agent profile tightens, never loosens, the pod's limits (memory 128 MiB stays)",
+            BUG_LIMITS,
+            || {
+                let (_, info) = node.cri().container_status(id)?;
+                let pid = info_pid(&info).ok_or_else(|| anyhow!("no pid"))?;
+                let limit = cgroup_file(pid, "memory", "memory.limit_in_bytes")?;
+                ensure!(limit == (128u64 << 20).to_string(), "memory limit {limit}");
                 Ok(())
             },
         );
@@ -444,15 +488,6 @@ fn kubernetes_pods_under_warren_through_cri() {
                 Ok(())
             },
         );
-        c.check("control: the same unshare works in a pod without a profile", || {
-            let p = node.run_pod(&PodSpec::new("control", "warren"))?;
-            let id = node.start_container(&p, "work", &["sleep", "3600"], ContainerOpts::default())?;
-            let r = exec(&node, &id, "unshare -r true && echo unshared");
-            node.teardown_pod(&p)?;
-            let r = r?;
-            ensure!(r.exit_code == 0, "unshare -r fails without a profile too, so the agent check proves nothing: {r:?}");
-            Ok(())
-        });
     }
 
     c.known_bug(
