@@ -214,7 +214,13 @@ fn kubernetes_pods_under_warren_through_cri() {
 
     // ------------------------------------------------------------- a plain pod
     let pod = c.check("RunPodSandbox with runtime_handler warren", || {
-        let p = node.run_pod(&PodSpec::new("basic", "warren"))?;
+        // warren.dev/note: a pod annotation the runtime ignores, to follow it through
+        // containerd's pod_annotations filter; other.example/x must be filtered out.
+        let p = node.run_pod(
+            &PodSpec::new("basic", "warren")
+                .annotate("warren.dev/note", "hello")
+                .annotate("other.example/x", "dropped"),
+        )?;
         let (st, _) = node.cri().pod_sandbox_status(&p.id)?;
         ensure!(
             st.state == cri::PodSandboxState::SandboxReady as i32,
@@ -288,10 +294,27 @@ fn kubernetes_pods_under_warren_through_cri() {
         );
         if let Some((id, pid)) = main {
             c.check(
-                "container annotations: container-type container, sandbox-id, pod netns by path",
+                "container annotations: container-type container, sandbox-id, pod netns by path; pod annotations filtered by pod_annotations",
                 || {
                     let spec = node.bundle_spec(&id)?;
                     let a = annotations(&spec);
+                    let mut keys: Vec<&String> = a.keys().collect();
+                    keys.sort();
+                    println!("#   container annotations: {keys:?}");
+                    let sb = annotations(&node.bundle_spec(&pod.id)?);
+                    let mut sbk: Vec<&String> = sb.keys().collect();
+                    sbk.sort();
+                    println!("#   sandbox annotations: {sbk:?}");
+                    for (what, m) in [("container", &a), ("sandbox", &sb)] {
+                        ensure!(
+                            m.get("warren.dev/note").map(String::as_str) == Some("hello"),
+                            "{what}: the warren.dev/* pod annotation did not pass: {m:?}"
+                        );
+                        ensure!(
+                            !m.contains_key("other.example/x"),
+                            "{what}: an unlisted pod annotation passed: {m:?}"
+                        );
+                    }
                     ensure!(
                         a.get("io.kubernetes.cri.container-type")
                             .map(String::as_str)
