@@ -126,6 +126,8 @@ enum Cmd {
     },
     /// Import a root filesystem tarball as a one-layer image (like `podman import`).
     Import { tarball: PathBuf, name: String },
+    /// Measure what the sandbox costs, side by side with runc and crun (report + plots).
+    Bench(BenchArgs),
     /// Manage images: ls, rm, import, export, pull, build, gc.
     #[command(subcommand)]
     Images(ImagesCmd),
@@ -719,6 +721,7 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
             Ok(0)
         }
         Cmd::Images(c) => cmd_images(&roots, c),
+        Cmd::Bench(b) => cmd_bench(b),
         Cmd::Import { tarball, name } => {
             let store = warren_images::Store::open(&roots.data_root)?;
             let info = store.import_rootfs(&tarball, &name)?;
@@ -911,6 +914,67 @@ fn cmd_images(roots: &warren_cli::state::Roots, c: ImagesCmd) -> Result<i32> {
             let r = store.gc()?;
             println!("{r:?}");
         }
+    }
+    Ok(0)
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Thorough (several minutes).
+    #[arg(long)]
+    full: bool,
+    /// Runtimes to compare with, comma-separated (those not installed are skipped).
+    #[arg(long, default_value = "runc,crun")]
+    vs: String,
+    /// Report directory (report.md, results.json, PNG plots).
+    #[arg(long, default_value = "warren-bench")]
+    out: PathBuf,
+    /// The warren-runtime binary (default: next to warren, else on PATH).
+    #[arg(long)]
+    warren: Option<PathBuf>,
+    /// Only these suites (comma-separated).
+    #[arg(long)]
+    suites: Option<String>,
+}
+
+fn cmd_bench(b: BenchArgs) -> Result<i32> {
+    let exe = std::env::current_exe().context("locate the warren binary")?;
+    let runtime = match b.warren {
+        Some(p) => p,
+        None => {
+            let mut candidates = vec![exe.with_file_name("warren-runtime")];
+            if let Some(path) = std::env::var_os("PATH") {
+                candidates.extend(std::env::split_paths(&path).map(|d| d.join("warren-runtime")));
+            }
+            candidates
+                .into_iter()
+                .find(|p| p.is_file())
+                .context("warren-runtime not found next to warren or on PATH (give --warren)")?
+        }
+    };
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let cfg = warren_benches::BenchConfig {
+        quick: b.quick,
+        full: b.full,
+        vs: split(&b.vs),
+        warren_runtime: runtime,
+        out_dir: b.out,
+        suites: b.suites.as_deref().map(split).unwrap_or_default(),
+        note: None,
+        progress: true,
+    };
+    let report = warren_benches::report::run(&cfg)?;
+    for f in &report.files {
+        println!("{}", f.display());
     }
     Ok(0)
 }

@@ -463,6 +463,9 @@ pub fn build_spec(
     if let Some(p) = profile {
         warren_sandbox::spec::apply_profile(p, &mut spec)
             .map_err(|e| RunError::Profile(e.to_string()))?;
+        for w in warren_runtime::sandbox::clamp_rlimits(&mut spec) {
+            tracing::warn!(profile = %p.name, "{w}");
+        }
         // The runtime installs the profile's seccomp filter and Landlock rules in the
         // init; it finds the profile through this annotation.
         if let Some(r) = &o.profile {

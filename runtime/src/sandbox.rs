@@ -72,6 +72,9 @@ pub fn prepare(rt: &Runtime, spec: &mut Spec) -> Result<SandboxPlan> {
             let p = load(requested)?;
             if applied.is_none() {
                 apply_profile(&p, spec).map_err(|e| err(REQUEST_ANNOTATION, e))?;
+                for w in clamp_rlimits(spec) {
+                    tracing::warn!(profile = %p.name, "{w}");
+                }
             }
             Some(p)
         }
@@ -129,4 +132,58 @@ impl crate::executor::PreExec for PlanHook {
         }
         enforce(&self.0).map(|_| ())
     }
+}
+
+/// A profile's rlimits are ceilings chosen for typical hosts; where this process cannot
+/// raise a hard limit (no CAP_SYS_RESOURCE), lowers them to the current hard limit
+/// instead of failing the start. Returns one warning per change. (Limits written in an OCI
+/// spec by an engine are never touched: only call this right after applying a profile.)
+pub fn clamp_rlimits(spec: &mut Spec) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let can_raise = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if can_raise {
+        return warnings;
+    }
+    let Some(process) = spec.process_mut().as_mut() else {
+        return warnings;
+    };
+    let Some(rlimits) = process.rlimits().clone() else {
+        return warnings;
+    };
+    let mut out = Vec::with_capacity(rlimits.len());
+    for mut rl in rlimits {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit struct we own; the resource number comes from
+        // the spec's enum, as setrlimit will use it.
+        let ok = unsafe { libc::getrlimit(rl.typ() as u32, &mut cur) } == 0;
+        if ok && rl.hard() > cur.rlim_max {
+            warnings.push(format!(
+                "{:?}: hard limit {} lowered to {} (raising it needs CAP_SYS_RESOURCE)",
+                rl.typ(),
+                rl.hard(),
+                cur.rlim_max
+            ));
+            let soft = rl.soft().min(cur.rlim_max);
+            match libcontainer::oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(rl.typ())
+                .hard(cur.rlim_max)
+                .soft(soft)
+                .build()
+            {
+                Ok(clamped) => rl = clamped,
+                Err(e) => warnings.push(format!("{:?}: {e}", rl.typ())),
+            }
+        }
+        out.push(rl);
+    }
+    process.set_rlimits(Some(out));
+    warnings
 }
