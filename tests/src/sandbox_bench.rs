@@ -75,7 +75,7 @@ pub struct Report {
     pub getpid: Vec<Measure>,
     /// open loops (`config` names the path and whether Landlock was on).
     pub open: Vec<Measure>,
-    /// The lines of `warren-lifecycle-bench` that mention seccomp, and its table header.
+    /// The seccomp-bundle rows of `warren-lifecycle-bench`, as markdown table rows.
     pub lifecycle: Vec<String>,
 }
 
@@ -220,17 +220,33 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             .timeout(Duration::from_secs(1800))
             .output()?
             .check()?;
-        r.lifecycle = out
-            .stdout
-            .lines()
-            .filter(|l| {
-                let l = l.to_lowercase();
-                l.contains("seccomp") || l.starts_with("| measure") || l.starts_with("|--")
-            })
-            .map(str::to_owned)
-            .collect();
+        r.lifecycle = seccomp_section(&out.stdout);
+        if r.lifecycle.is_empty() {
+            return Err(HarnessError::Other(format!(
+                "no \"seccomp bundle\" section in the output of {}:\n{}",
+                bin.display(),
+                out.stdout
+            )));
+        }
     }
     Ok(r)
+}
+
+/// The rows of the "seccomp bundle" section of `warren-lifecycle-bench`'s output
+/// (`runtime median p95 min ratio fail`), as markdown table rows.
+fn seccomp_section(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .find(|sec| sec.trim_start().starts_with("seccomp bundle"))
+        .map(|sec| {
+            sec.lines()
+                .skip(2)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 6).then(|| format!("| {} |", f.join(" | ")))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Report {
@@ -277,12 +293,39 @@ impl Report {
             }
         }
         if !self.lifecycle.is_empty() {
-            s.push_str("\nwarren-lifecycle-bench, seccomp bundle (podman's default profile)\n\n");
+            s.push_str(
+                "\nLifecycle of the seccomp bundle (podman's default profile), run mode \
+                 (warren-lifecycle-bench)\n\n\
+                 | runtime | median ms | p95 ms | min ms | ratio to crun | failures |\n\
+                 |---|---|---|---|---|---|\n",
+            );
             for l in &self.lifecycle {
                 s.push_str(l);
                 s.push('\n');
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_seccomp_section() {
+        let text = "baseline: crun\n\nplain bundle, run mode\nruntime median\n\
+                    crun 1 2 3 1.000 0\n\n\
+                    seccomp bundle (podman default profile), run mode\n\
+                    runtime           median ms   p95 ms   min ms   ratio   fail\n\
+                    warren-runtime        11.87    16.58    10.13   0.478      0\n\
+                    crun                  24.85    39.25    23.16   1.000      0\n";
+        assert_eq!(
+            seccomp_section(text),
+            [
+                "| warren-runtime | 11.87 | 16.58 | 10.13 | 0.478 | 0 |",
+                "| crun | 24.85 | 39.25 | 23.16 | 1.000 | 0 |"
+            ]
+        );
     }
 }
