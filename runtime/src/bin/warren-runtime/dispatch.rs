@@ -72,6 +72,11 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
     tracing::debug!("main: arguments parsed");
     let mut rt = Runtime::new(cli.root.clone());
     rt.systemd_cgroup = cli.systemd_cgroup;
+    // CDI spec directories (colon-separated, increasing priority), as the NVIDIA
+    // toolkit's config allows; default /etc/cdi then /var/run/cdi.
+    if let Some(dirs) = std::env::var_os("WARREN_CDI_SPEC_DIRS") {
+        rt.devices.cdi_dirs = std::env::split_paths(&dirs).collect();
+    }
     match cmd {
         Cmd::Create(c) => {
             verbs::create::create(&rt, &create_opts(&c.flags, &c.id))?;
