@@ -116,7 +116,7 @@ fn requested_device_is_present_writable_and_alone() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines.first().copied(),
-        Some("crw-rw-rw- 1,3"),
+        Some("crw-r--r-- 1,3"),
         "device node: {}",
         out.stdout
     );
