@@ -12,7 +12,9 @@
 //!
 //! Both runtimes run in a private cgroup view ([`PrivateCgroupView`]), as crun 1.8 needs
 //! on this hybrid host. Each configuration runs in `runs` fresh containers, each timing
-//! `reps` loops of `iters` calls; the reported figure is the median of all loops.
+//! `reps` loops of `iters` calls, the configurations interleaved round by round; reported:
+//! the median and the fastest of all loops (the fastest is the least disturbed on a shared
+//! machine).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,8 @@ pub struct Measure {
     pub config: String,
     /// Median ns per operation.
     pub ns_per_op: f64,
+    /// Fastest loop's ns per operation (the least disturbed by other load).
+    pub min: f64,
     /// Every loop's ns per operation.
     pub samples: Vec<f64>,
 }
@@ -97,42 +101,65 @@ fn bundle(loops: &Path) -> Result<Bundle> {
     Ok(b)
 }
 
-/// Runs `args` in `b` under `rt` in `runs` fresh containers; returns the median ns/op of
-/// all their loops.
-fn measure(
-    rt: &Runtime,
-    config: &str,
-    b: &mut Bundle,
-    args: &[&str],
-    runs: u32,
-) -> Result<Measure> {
-    b.set_args(args);
-    b.save()?;
-    let mut samples = Vec::new();
-    for _ in 0..runs {
-        let id = unique_id("bench");
-        let _g = rt.guard(&id);
-        let out = rt.run(b.path(), &id, Duration::from_secs(300))?.check()?;
-        samples.extend(
-            out.stdout
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()),
-        );
-    }
-    if samples.is_empty() {
+/// One fresh container running `args` in `b` under `rt`: the ns/op of each of its loops.
+fn once(rt: &Runtime, b: &Bundle, args: &[String]) -> Result<Vec<f64>> {
+    // The bundle is shared by configurations with other arguments: write its config.json
+    // with these.
+    let mut config = b.config.clone();
+    config["process"]["args"] = serde_json::json!(args);
+    let path = b.config_path();
+    let text = serde_json::to_string_pretty(&config)
+        .map_err(|e| HarnessError::Other(format!("serialize {}: {e}", path.display())))?;
+    std::fs::write(&path, text).map_err(|e| HarnessError::io("write", &path, e))?;
+    let id = unique_id("bench");
+    let _g = rt.guard(&id);
+    let out = rt.run(b.path(), &id, Duration::from_secs(300))?.check()?;
+    let v: Vec<f64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .collect();
+    if v.is_empty() {
         return Err(HarnessError::Other(format!(
-            "{}: no timings from {args:?}",
+            "{}: no timings from {args:?}: {out}",
             rt.name()
         )));
     }
-    let ns_per_op = median(&mut samples);
-    eprintln!("  {:<8} {config:<40} {ns_per_op:8.1} ns/op", rt.name());
-    Ok(Measure {
-        runtime: rt.name().to_owned(),
-        config: config.to_owned(),
-        ns_per_op,
-        samples,
-    })
+    Ok(v)
+}
+
+/// Measures each configuration `(runtime, label, bundle, args)` in `runs` rounds; within a
+/// round the configurations run one after the other, so that a noisy neighbour slows all
+/// of them alike.
+fn measure_interleaved(
+    configs: &[(&Runtime, String, &Bundle, Vec<String>)],
+    runs: u32,
+) -> Result<Vec<Measure>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for _ in 0..runs {
+        for (k, (rt, _, b, args)) in configs.iter().enumerate() {
+            samples[k].extend(once(rt, b, args)?);
+        }
+    }
+    Ok(configs
+        .iter()
+        .zip(samples)
+        .map(|((rt, config, _, _), mut samples)| {
+            let ns_per_op = median(&mut samples);
+            let min = samples.first().copied().unwrap_or(f64::NAN);
+            eprintln!(
+                "  {:<8} {config:<40} median {ns_per_op:8.1}  min {min:8.1} ns/op",
+                rt.name()
+            );
+            Measure {
+                runtime: rt.name().to_owned(),
+                config: config.clone(),
+                ns_per_op,
+                min,
+                samples,
+            }
+        })
+        .collect())
 }
 
 /// Runs the benchmark.
@@ -170,47 +197,49 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         bundles.push(b);
     }
 
+    let sv = |a: &[&str]| a.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
     let iters = o.iters.to_string();
     let reps = o.reps.to_string();
-    let getpid = ["/loops", "getpid", iters.as_str(), reps.as_str()];
+    let getpid = sv(&["/loops", "getpid", &iters, &reps]);
     let mut r = Report::default();
     eprintln!(
-        "getpid(2) loop, {} calls x {} loops x {} containers:",
+        "getpid(2) loop, {} calls x {} loops x {} containers, interleaved:",
         o.iters, o.reps, o.runs
     );
-    for (rt, config, i) in [
+    let cfgs: Vec<(&Runtime, String, &Bundle, Vec<String>)> = [
         (&crun.rt, "no seccomp", PLAIN),
         (&crun.rt, "podman default", PODMAN),
         (&warren.rt, "no seccomp", PLAIN),
         (&warren.rt, "podman default", PODMAN),
         (&warren.rt, "agent", AGENT),
         (&warren.rt, "agent + podman default", AGENT_PODMAN),
-    ] {
-        r.getpid
-            .push(measure(rt, config, &mut bundles[i], &getpid, o.runs)?);
-    }
+    ]
+    .into_iter()
+    .map(|(rt, c, i)| (rt, c.to_owned(), &bundles[i], getpid.clone()))
+    .collect();
+    r.getpid = measure_interleaved(&cfgs, o.runs)?;
     // open(2) is ~10x slower than getpid: a tenth of the calls.
     let open_iters = (o.iters / 10).max(1).to_string();
     eprintln!(
-        "open(2)+close(2) loop, {open_iters} calls x {} loops:",
-        o.reps
+        "open(2)+close(2) loop, {open_iters} calls x {} loops x {} containers, interleaved:",
+        o.reps, o.runs
     );
+    let mut cfgs = Vec::new();
     for (path, label) in [("/workspace/file", "depth 2"), (DEEP, "depth 12")] {
-        let args = ["/loops", "open", path, open_iters.as_str(), reps.as_str()];
         for (config, i) in [
             ("no profile", PLAIN),
             ("agent without Landlock", AGENT_NO_LL),
             ("agent (Landlock)", AGENT),
         ] {
-            r.open.push(measure(
+            cfgs.push((
                 &warren.rt,
-                &format!("{label}: {config}"),
-                &mut bundles[i],
-                &args,
-                o.runs,
-            )?);
+                format!("{label}: {config}"),
+                &bundles[i],
+                sv(&["/loops", "open", path, &open_iters, &reps]),
+            ));
         }
     }
+    r.open = measure_interleaved(&cfgs, o.runs)?;
     if let Some(bin) = &o.lifecycle {
         eprintln!("lifecycle ({} runs per runtime):", o.lifecycle_runs);
         let out = Invocation::new(bin)
@@ -250,46 +279,59 @@ fn seccomp_section(text: &str) -> Vec<String> {
 }
 
 impl Report {
-    fn get(&self, v: &[Measure], runtime: &str, config: &str) -> Option<f64> {
+    fn get<'a>(v: &'a [Measure], runtime: &str, config: &str) -> Option<&'a Measure> {
         v.iter()
             .find(|m| m.runtime == runtime && m.config == config)
-            .map(|m| m.ns_per_op)
     }
 
     /// The report as README-ready markdown tables.
     pub fn markdown(&self) -> String {
         let mut s = String::from(
-            "Per-syscall cost: getpid(2) in a loop inside the container, median ns/op\n\n\
-             | runtime | seccomp | ns/op | overhead vs no seccomp |\n|---|---|---|---|\n",
+            "Per-syscall cost: getpid(2) in a loop inside the container, ns/op (median and \
+             fastest loop); overhead against the same runtime without seccomp\n\n\
+             | runtime | seccomp | median | min | overhead (median) | overhead (min) |\n\
+             |---|---|---|---|---|---|\n",
         );
         for m in &self.getpid {
-            let base = self.get(&self.getpid, &m.runtime, "no seccomp");
-            let over = base.map_or(String::from("-"), |b| {
-                if m.config == "no seccomp" {
-                    "(base)".to_owned()
-                } else {
-                    format!("{:+.1} ns", m.ns_per_op - b)
-                }
-            });
+            let base = Self::get(&self.getpid, &m.runtime, "no seccomp");
+            let (om, on) = match base {
+                Some(_) if m.config == "no seccomp" => ("(base)".to_owned(), "(base)".to_owned()),
+                Some(b) => (
+                    format!("{:+.1} ns", m.ns_per_op - b.ns_per_op),
+                    format!("{:+.1} ns", m.min - b.min),
+                ),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {over} |",
-                m.runtime, m.config, m.ns_per_op
+                "| {} | {} | {:.1} | {:.1} | {om} | {on} |",
+                m.runtime, m.config, m.ns_per_op, m.min
             );
         }
         s.push_str(
-            "\nLandlock: open(2)+close(2) in a loop under warren-runtime, median ns/op\n\n\
-             | path | no profile | agent without Landlock | agent (Landlock) | Landlock ratio |\n\
+            "\nLandlock: open(2)+close(2) in a loop under warren-runtime, ns/op (median / min)\n\n\
+             | path | no profile | agent without Landlock | agent (Landlock) | Landlock ratio (median / min) |\n\
              |---|---|---|---|---|\n",
         );
         for label in ["depth 2", "depth 12"] {
-            let g = |c: &str| self.get(&self.open, "warren", &format!("{label}: {c}"));
+            let g = |c: &str| Self::get(&self.open, "warren", &format!("{label}: {c}"));
             if let (Some(a), Some(b), Some(c)) = (
                 g("no profile"),
                 g("agent without Landlock"),
                 g("agent (Landlock)"),
             ) {
-                let _ = writeln!(s, "| {label} | {a:.0} | {b:.0} | {c:.0} | {:.2}x |", c / b);
+                let _ = writeln!(
+                    s,
+                    "| {label} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2}x / {:.2}x |",
+                    a.ns_per_op,
+                    a.min,
+                    b.ns_per_op,
+                    b.min,
+                    c.ns_per_op,
+                    c.min,
+                    c.ns_per_op / b.ns_per_op,
+                    c.min / b.min
+                );
             }
         }
         if !self.lifecycle.is_empty() {
