@@ -1,6 +1,7 @@
 //! Device passthrough through warren-runtime, end to end: a CDI annotation on a plain
 //! bundle gives the container exactly the requested device (real nodes made with mknod,
-//! aliasing /dev/null and /dev/zero), with its env, mounts and hooks; a device that was not
+//! aliasing /dev/null and, for a device outside the default
+//! allow-list, /dev/fuse), with its env, mounts and hooks; a device that was not
 //! requested is refused by the devices cgroup; unknown names and broken spec files give
 //! clear errors and leave nothing behind.
 
@@ -45,7 +46,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let r = host_sh(&format!(
-            "mknod {0}/egpu0 c 1 3 && mknod {0}/egpu1 c 1 5 && echo lib > {0}/libegpu.so",
+            "mknod {0}/egpu0 c 1 3 && mknod {0}/egpu1 c 10 229 && echo lib > {0}/libegpu.so",
             d.display()
         ))
         .expect("mknod");
@@ -107,7 +108,7 @@ fn requested_device_is_present_writable_and_alone() {
         "example.com/gpu=0",
         "ls -l /dev/egpu0 | awk '{print $1, $5 $6}'; echo data > /dev/egpu0 && echo wrote; \
          [ -e /dev/egpu1 ] && echo egpu1-present || echo egpu1-absent; \
-         mknod /tmp/egpu1 c 1 5 && (cat /tmp/egpu1 | head -c1 >/dev/null 2>/tmp/err; cat /tmp/err); \
+         mknod /dev/notrequested c 10 229 && (exec 3<>/dev/notrequested) 2>&1; \
          echo $EGPU_VISIBLE $EGPU_DRIVER; cat /opt/egpu/lib/libegpu.so",
     );
     let id = unique_id("cdi");
@@ -183,12 +184,13 @@ fn broken_spec_file_is_skipped_while_the_good_one_loads() {
     let rt = Runtime::warren().expect("runtime");
     let b = bundle(
         "example.com/gpu=1",
-        "ls -l /dev/egpu1 | awk '{print $5 $6}'",
+        "ls -l /dev/egpu1 | awk '{print $5 $6}'; (exec 3<>/dev/egpu1) && echo opened",
     );
     let id = unique_id("cdi-broken");
     let out = f.run(&rt, &b, &id);
     assert!(out.success(), "{}", out.stderr);
-    assert_eq!(out.stdout.trim(), "1,5");
+    // 10:229 is outside runc's default devices: it opens only thanks to the CDI allow rule.
+    assert_eq!(out.stdout.trim(), "10,229\nopened");
     assert!(
         out.stderr.contains("broken.yaml"),
         "the skipped file is reported: {}",

@@ -147,6 +147,13 @@ fn create_in(
     cgroup_out: &mut Option<ContainerCgroup>,
 ) -> Result<Created> {
     tracing::debug!("create: state directory made");
+    // Spec edits first — devices requested through CDI annotations or
+    // NVIDIA_VISIBLE_DEVICES, and a requested sandbox profile — so that everything below
+    // (cgroup device rules and limits, the saved spec used by exec and update) sees them.
+    let mut cfg = cfg.clone();
+    let gpu_setup = crate::devices::resolve(&mut cfg.spec, &rt.devices)?;
+    let plan = crate::sandbox::prepare(rt, &mut cfg.spec)?;
+    let cfg = &cfg;
     let layout = Layout::detect(Path::new("/proc"))?;
     let inner = cgroup_inner_path(rt, cfg, &o.id)?;
     let mut cg = ContainerCgroup::resolve(&layout, &inner)?;
@@ -205,14 +212,6 @@ fn create_in(
         }
         (None, None) => None,
     };
-    // Devices requested through CDI annotations or NVIDIA_VISIBLE_DEVICES become spec
-    // edits; the saved spec (used by exec and update) includes them.
-    let mut cfg = cfg.clone();
-    let gpu_setup = crate::devices::resolve(&mut cfg.spec, &rt.devices)?;
-    // A requested profile becomes spec edits too; its filters and Landlock rules are
-    // enforced by the init.
-    let plan = crate::sandbox::prepare(rt, &mut cfg.spec)?;
-    let cfg = &cfg;
     dir.save_spec(&cfg.spec)?;
     crate::rootfs::ensure_cwd(&cfg.spec, cfg.rootfs())?;
     // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
