@@ -21,60 +21,6 @@ use warren_e2e::sandbox::{
 };
 use warren_e2e::{Bundle, LeakCheck, Output, Result, Runtime, cgroup, ensure, unique_id};
 
-/// The profile to ask for: `name` itself, except that `experiment` and `trusted` raise
-/// rlimits (nofile 65536 / 1048576, memlock unlimited) beyond what a runtime without
-/// CAP_SYS_RESOURCE (inside docker, or this VM) may grant; for them a user profile
-/// `extends` the built-in with the host's hard limits, so that the rest of the profile is
-/// what gets tested. The built-ins
-/// themselves are checked by
-/// [`experiment_and_trusted_start_when_their_nofile_exceeds_the_hard_limit`].
-struct ProfileArg {
-    arg: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn profile_arg(name: &str) -> ProfileArg {
-    use nix::sys::resource::{Resource, getrlimit};
-    // The limits each built-in raises beyond what root without CAP_SYS_RESOURCE may set.
-    let raised: &[(&str, Resource)] = match name {
-        "experiment" => &[
-            ("nofile", Resource::RLIMIT_NOFILE),
-            ("memlock", Resource::RLIMIT_MEMLOCK),
-        ],
-        "trusted" => &[("nofile", Resource::RLIMIT_NOFILE)],
-        _ => &[],
-    };
-    if raised.is_empty() {
-        return ProfileArg {
-            arg: name.into(),
-            _dir: None,
-        };
-    }
-    let mut text = format!(
-        "# e2e: {name} with the limits this host grants a runtime\n\
-         extends = \"{name}\"\n\
-         [rlimits]\n"
-    );
-    for (key, res) in raised {
-        let (_, hard) = getrlimit(*res).expect("getrlimit");
-        let v = if hard == libc::RLIM_INFINITY {
-            "\"unlimited\"".to_owned()
-        } else {
-            hard.to_string()
-        };
-        text.push_str(&format!(
-            "{key} = {{ soft = {v}, hard = {v} }}  # the runtime's own hard limit\n"
-        ));
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join(format!("{name}-limits.toml"));
-    std::fs::write(&path, text).expect("write profile");
-    ProfileArg {
-        arg: path.display().to_string(),
-        _dir: Some(dir),
-    }
-}
-
 // ---- the CLI's host view ------------------------------------------------------------------
 
 /// `warren run --profile PROFILE [EXTRA…] -- ARGS…` in a fresh workspace, which `setup`
@@ -82,9 +28,8 @@ fn profile_arg(name: &str) -> ProfileArg {
 fn cli_run(profile: &str, extra: &[&str], args: &[&str], setup: impl FnOnce(&WarrenCli)) -> Output {
     let cli = WarrenCli::new().expect("warren CLI");
     setup(&cli);
-    let p = profile_arg(profile);
     let out = cli
-        .cmd(["run", "--profile", &p.arg])
+        .cmd(["run", "--profile", profile])
         .args(extra)
         .arg("--")
         .args(args)
@@ -275,8 +220,7 @@ fn bundle(profile: &str, script: &str) -> Result<Bundle> {
 
 fn run_bundle(profile: &str, script: &str) -> Output {
     let rt = Runtime::warren().expect("warren runtime");
-    let p = profile_arg(profile);
-    let b = bundle(&p.arg, script).expect("bundle");
+    let b = bundle(profile, script).expect("bundle");
     let id = unique_id(&format!("pos-{profile}"));
     let _g = rt.guard(&id);
     let out = rt
@@ -370,8 +314,7 @@ fn trusted_allows_setuid_host_network_and_writes_anywhere() {
 /// Creates a container under `profile` and reads its cgroup files from the host.
 fn limits_of(profile: &str) -> Result<Vec<(String, String)>> {
     let rt = Runtime::warren()?;
-    let p = profile_arg(profile);
-    let b = bundle(&p.arg, "sleep 30")?;
+    let b = bundle(profile, "sleep 30")?;
     let id = unique_id(&format!("lim-{profile}"));
     let _g = rt.guard(&id);
     rt.create(b.path(), &id)?.check()?;
@@ -448,10 +391,11 @@ fn agent_replaces_the_bundle_s_capabilities() {
     );
 }
 
-/// Regression: a built-in profile whose rlimits exceed the runtime's own hard limit must
-/// still start where the runtime lacks CAP_SYS_RESOURCE (docker's default capability set,
-/// this VM): clamped, and reported as a degradation, rather than failing every create
-/// with `setrlimit RlimitNofile …: Operation not permitted`.
+/// Regression: a built-in profile whose rlimits exceed the runtime's own hard limit
+/// (experiment: nofile 65536, memlock unlimited; trusted: nofile 1048576) must still start
+/// where the runtime lacks CAP_SYS_RESOURCE (docker's default capability set, this VM):
+/// clamped, with a warning, rather than failing every create with `setrlimit RlimitNofile
+/// …: Operation not permitted`.
 #[test]
 fn experiment_and_trusted_start_when_their_nofile_exceeds_the_hard_limit() {
     let rt = Runtime::warren().expect("warren runtime");
