@@ -194,8 +194,9 @@ static void a_unlink_outside(void) { TRY("unlink", unlink("/etc/group")); }
 static void a_mkdir_outside(void) { TRY("mkdir", mkdir("/warren-e2e-evil", 0755)); }
 static void a_chmod_outside(void) {
     /* Metadata outside the workspace: chmod, chown, utimes and xattrs are not Landlock
-     * rights, so only a read-only root (or seccomp) can refuse them. */
-    TRY("chmod", chmod("/etc/passwd", 0666));
+     * rights, so only a read-only root (or seccomp) can refuse them. The worst case:
+     * planting a setuid-root binary in the image. */
+    TRY("chmod", chmod("/bin/busybox", 04755));
 }
 static void a_chown_outside(void) { TRY("chown", chown("/etc/passwd", 1000, 1000)); }
 static void a_utime_outside(void) { TRY("utimensat", utimensat(AT_FDCWD, "/etc/passwd", NULL, 0)); }

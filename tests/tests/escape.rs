@@ -200,7 +200,7 @@ const BATTERY: &[Attempt] = &[
     // -- signals --
     a("scope_nested_kill_parent", "a child in a nested signal-scoped domain signals its parent", "child-kill-parent", EPERM, "Landlock (scope)"),
     // -- last: these change the rootfs of the control container --
-    a("chmod_outside", "chmod 0666 /etc/passwd", "chmod", &["EACCES", "EPERM", "EROFS"], LL),
+    a("chmod_outside", "chmod 04755 /bin/busybox (plant a setuid-root binary)", "chmod", &["EACCES", "EPERM", "EROFS"], LL),
     a("chown_outside", "chown 1000:1000 /etc/passwd", "chown", &["EACCES", "EPERM", "EROFS"], LL),
     a("utime_outside", "utimensat /etc/passwd", "utimensat", &["EACCES", "EPERM", "EROFS"], LL),
     a("setxattr_outside", "setxattr user.* on /etc/passwd (data outside the workspace)", "setxattr", &["EACCES", "EPERM", "EROFS"], LL),
