@@ -928,6 +928,11 @@ fn host_view() -> Result<Vec<Row>> {
         .collect())
 }
 
+/// A markdown table cell: `|` escaped.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
 fn table(rows: &[Row]) -> String {
     let mut t = String::from(
         "| # | attempt | what | expected | observed | stopped by | without profile |\n\
@@ -940,11 +945,11 @@ fn table(rows: &[Row]) -> String {
             "| {} | `{}` | {} | {} | {}{mark} | {} | {} |",
             i + 1,
             r.attempt,
-            r.what,
-            r.expected,
-            r.observed,
-            r.by,
-            r.control
+            cell(&r.what),
+            cell(&r.expected),
+            cell(&r.observed),
+            cell(&r.by),
+            cell(&r.control)
         );
     }
     t
