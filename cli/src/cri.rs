@@ -414,10 +414,35 @@ fn parse(text: &str, path: &Path) -> Result<DocumentMut> {
     })
 }
 
-/// A table being edited: a `[table]` (or dotted-key table) or an inline `{ … }` one.
+/// A table being edited: a `[table]` (or dotted-key table) with the indentation of its
+/// header (-2 for the document's root), or an inline `{ … }` one.
 enum Node<'a> {
-    Table(&'a mut Table),
+    Table(&'a mut Table, isize),
     Inline(&'a mut InlineTable),
+}
+
+/// Width of the whitespace that starts the last line of a decor prefix.
+fn indent_of(d: &toml_edit::Decor) -> Option<isize> {
+    let p = d.prefix()?.as_str()?;
+    let last = p.rsplit('\n').next().unwrap_or("");
+    last.chars()
+        .all(|c| c == ' ' || c == '\t')
+        .then_some(last.len() as isize)
+}
+
+/// Does the file indent nested tables (as `containerd config default` and Debian's do)?
+fn indented_style(t: &Table) -> bool {
+    t.iter().any(|(_, item)| match item {
+        Item::Table(c) => {
+            (!c.is_implicit() && !c.is_dotted() && indent_of(c.decor()).is_some_and(|i| i > 0))
+                || indented_style(c)
+        }
+        _ => false,
+    })
+}
+
+fn pad(n: isize) -> String {
+    " ".repeat(n.max(0) as usize)
 }
 
 fn type_name(item: &Item) -> &'static str {
@@ -445,6 +470,8 @@ fn same(a: &Value, b: &Value) -> bool {
 
 struct Editor<'p> {
     path: &'p Path,
+    /// Indent new tables and keys as the file does.
+    indented: bool,
 }
 
 impl Editor<'_> {
@@ -458,17 +485,24 @@ impl Editor<'_> {
     /// The child table `key` of `node` (`at` names it in errors), created if missing.
     fn child<'a>(&self, node: Node<'a>, key: &str, at: &str) -> Result<Node<'a>> {
         match node {
-            Node::Table(t) => {
+            Node::Table(t, indent) => {
+                let below = if self.indented { indent + 2 } else { 0 };
                 if !t.contains_key(key) {
                     let mut nt = Table::new();
                     nt.set_implicit(true);
                     // Under dotted keys, stay dotted so the new keys sit beside their
                     // siblings instead of in a new section.
                     nt.set_dotted(t.is_dotted());
+                    nt.decor_mut().set_prefix(format!("\n{}", pad(below)));
                     t.insert(key, Item::Table(nt));
                 }
                 match t.get_mut(key) {
-                    Some(Item::Table(c)) => Ok(Node::Table(c)),
+                    Some(Item::Table(c)) => {
+                        let own = (!c.is_implicit() && !c.is_dotted())
+                            .then(|| indent_of(c.decor()))
+                            .flatten();
+                        Ok(Node::Table(c, own.unwrap_or(below)))
+                    }
                     Some(Item::Value(Value::InlineTable(c))) => Ok(Node::Inline(c)),
                     Some(other) => {
                         Err(self
@@ -491,12 +525,29 @@ impl Editor<'_> {
         }
     }
 
+    /// Inserts a new `key` into a `[table]`, indented as its siblings (or its header).
+    fn insert(&self, t: &mut Table, indent: isize, key: &str, v: Value) {
+        let sibling = t
+            .iter()
+            .filter(|(_, i)| i.is_value())
+            .find_map(|(k, _)| t.key(k)?.leaf_decor().prefix()?.as_str().map(str::to_owned));
+        t.insert(key, Item::Value(v));
+        let prefix = match sibling {
+            Some(p) => p,
+            None if self.indented && !t.is_dotted() => pad(indent + 2),
+            None => return,
+        };
+        if let Some(mut k) = t.key_mut(key) {
+            k.leaf_decor_mut().set_prefix(prefix);
+        }
+    }
+
     /// Sets `key` to `v` unless it already holds that value (keeping its formatting).
     fn set(&self, node: &mut Node<'_>, key: &str, v: Value, at: &str) -> Result<()> {
         let slot: Option<&mut Value> = match node {
-            Node::Table(t) => match t.get_mut(key) {
+            Node::Table(t, indent) => match t.get_mut(key) {
                 None => {
-                    t.insert(key, Item::Value(v));
+                    self.insert(t, *indent, key, v);
                     return Ok(());
                 }
                 Some(Item::Value(old)) => Some(old),
@@ -528,7 +579,7 @@ impl Editor<'_> {
     /// Makes the string array `key` contain every one of `want` (existing entries stay).
     fn merge(&self, node: &mut Node<'_>, key: &str, want: &[&str], at: &str) -> Result<()> {
         let existing: Option<&mut Value> = match node {
-            Node::Table(t) => match t.get_mut(key) {
+            Node::Table(t, _) => match t.get_mut(key) {
                 Some(Item::Value(v)) => Some(v),
                 Some(other) => {
                     return Err(self.unsupported(format!(
@@ -579,7 +630,10 @@ fn quoted(k: &str) -> String {
 pub fn edit_containerd(text: &str, path: &Path, h: &Handler) -> Result<String> {
     h.validate()?;
     let mut doc = parse(text, path)?;
-    let ed = Editor { path };
+    let ed = Editor {
+        path,
+        indented: indented_style(doc.as_table()),
+    };
     match doc.get("version") {
         None if doc.as_table().is_empty() => {
             doc.insert("version", toml_edit::value(2));
@@ -600,7 +654,7 @@ pub fn edit_containerd(text: &str, path: &Path, h: &Handler) -> Result<String> {
         }
     }
     let cri_at = format!("plugins.{}", quoted(CRI_PLUGIN));
-    let plugins = ed.child(Node::Table(doc.as_table_mut()), "plugins", "plugins")?;
+    let plugins = ed.child(Node::Table(doc.as_table_mut(), -2), "plugins", "plugins")?;
     let mut cri = ed.child(plugins, CRI_PLUGIN, &cri_at)?;
     ed.set(&mut cri, "enable_cdi", Value::from(true), &cri_at)?;
     let dirs: Vec<&str> = h.cdi_spec_dirs.iter().map(String::as_str).collect();
@@ -1194,6 +1248,42 @@ mod tests {
     }
 
     #[test]
+    fn new_tables_and_keys_follow_the_files_indentation() {
+        let out = edit_containerd(DEBIAN, Path::new("c.toml"), &h()).unwrap();
+        let want = r#"version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    enable_cdi = true
+    cdi_spec_dirs = ["/etc/cdi", "/var/run/cdi"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warren]
+          runtime_type = "io.containerd.runc.v2"
+          pod_annotations = ["warren.dev/*", "cdi.k8s.io/*"]
+          container_annotations = ["warren.dev/*", "cdi.k8s.io/*"]
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warren.options]
+            BinaryName = "/opt/warren/bin/warren-runtime"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"#;
+        assert_eq!(out, want);
+        // a flat file stays flat
+        let flat = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"p\"\n";
+        let out = edit_containerd(flat, Path::new("c.toml"), &h()).unwrap();
+        assert!(out.contains("\nenable_cdi = true\n"), "{out}");
+        assert!(
+            out.contains(
+                "\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.warren]\nruntime_type"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn second_edit_changes_nothing() {
         let once = edit_containerd(DEBIAN, Path::new("c.toml"), &h()).unwrap();
         let twice = edit_containerd(&once, Path::new("c.toml"), &h()).unwrap();
@@ -1384,6 +1474,13 @@ containerd.runtimes.runc.runtime_type = "io.containerd.runc.v2"
         assert_eq!(unified_diff(a, b2, "x", "y").matches("@@ -").count(), 1);
     }
 
+    /// Does `diff` add (`+`) or remove (`-`) a line starting, after indentation, with `text`?
+    fn diff_has(diff: &str, tag: char, text: &str) -> bool {
+        diff.lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .any(|l| l.trim_start().starts_with(text))
+    }
+
     fn fake_runtime(dir: &Path) -> PathBuf {
         let p = dir.join("warren-runtime");
         std::fs::write(&p, "#!/bin/sh\necho 'warren-runtime version 0.1.0'\n").unwrap();
@@ -1411,8 +1508,8 @@ containerd.runtimes.runc.runtime_type = "io.containerd.runc.v2"
         o.dry_run = true;
         let r = install(&o).unwrap();
         assert!(!r.written);
-        assert!(r.diff.contains("+BinaryName = ") || r.diff.contains("+    BinaryName"));
-        assert!(r.diff.contains("+enable_cdi = true"), "{}", r.diff);
+        assert!(diff_has(&r.diff, '+', "BinaryName = "), "{}", r.diff);
+        assert!(diff_has(&r.diff, '+', "enable_cdi = true"), "{}", r.diff);
         assert_eq!(std::fs::read_to_string(&o.config).unwrap(), DEBIAN);
         assert!(!backup_path(&o.config).exists());
 
@@ -1440,7 +1537,7 @@ containerd.runtimes.runc.runtime_type = "io.containerd.runc.v2"
         o.uninstall = true;
         o.dry_run = true;
         let r = install(&o).unwrap();
-        assert!(r.diff.contains("-  BinaryName") || r.diff.contains("-BinaryName"));
+        assert!(diff_has(&r.diff, '-', "BinaryName = "), "{}", r.diff);
         assert_eq!(std::fs::read_to_string(&o.config).unwrap(), installed);
         o.dry_run = false;
         install(&o).unwrap();

@@ -82,7 +82,7 @@ fn dry_run_install_again_and_uninstall() {
         o.stdout
     );
     assert!(
-        o.stdout.contains("+BinaryName = \"/bin/sh\""),
+        o.stdout.contains("BinaryName = \"/bin/sh\""),
         "{}",
         o.stdout
     );
