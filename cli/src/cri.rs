@@ -1649,6 +1649,22 @@ containerd.runtimes.runc.runtime_type = "io.containerd.runc.v2"
     }
 
     #[test]
+    fn default_runtime_beside_warren_then_path() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        let fallback = PathBuf::from("/usr/local/bin/warren-runtime");
+        assert_eq!(default_runtime(Some(&a), Some(&path)), fallback);
+        let in_b = fake_runtime(&b);
+        assert_eq!(default_runtime(Some(d.path()), Some(&path)), in_b);
+        let beside = fake_runtime(d.path());
+        assert_eq!(default_runtime(Some(d.path()), Some(&path)), beside);
+        assert_eq!(default_runtime(None, None), fallback);
+    }
+
+    #[test]
     fn runtime_class_manifest() {
         assert_eq!(
             runtime_class("warren"),
