@@ -15,9 +15,9 @@
 //! ```
 //!
 //! Everything the test creates is private: containerd's root, state, sockets and config,
-//! the runtimes' `--root` directories, the CNI config and IPAM data, a bridge named
-//! `wcri<hex>`, a cgroup parent `/wcri-<hex>`, logs, and one CDI spec file in
-//! `/var/run/cdi` (warren-runtime reads CDI specs only from `/etc/cdi` and `/var/run/cdi`).
+//! the runtimes' `--root` directories, the CNI config and IPAM data, the CDI spec directory
+//! (`WARREN_CDI_SPEC_DIRS`, which containerd's shims pass on to warren-runtime), a bridge
+//! named `wcri<hex>`, a cgroup parent `/wcri-<hex>`, and logs.
 //! [`Node`]'s `Drop` removes all of it, also after a failed assertion.
 //!
 //! Needs root, containerd, containerd-shim-runc-v2, ctr, runc, umoci, busybox-static, gcc,

@@ -20,8 +20,6 @@ use crate::image;
 pub const K8S_NS: &str = "k8s.io";
 /// Where containerd 1.6 mounts pod network namespaces (unless under its state dir).
 const NETNS_DIR: &str = "/var/run/netns";
-/// Where warren-runtime (and the test) looks for CDI specs.
-const CDI_DIR: &str = "/var/run/cdi";
 
 /// How to set up the node.
 #[derive(Debug, Clone)]
@@ -108,7 +106,9 @@ pub struct Node {
     pub bridge: String,
     /// The cgroup parent of every pod (`/wcri-TAG`), as kubelet's `kubepods`.
     pub cgroup_parent: String,
-    /// CDI kind of the fake device (`wcri-TAG.warren.dev/fake`), device `dev0`.
+    /// CDI kind of the fake device (`wcri-TAG.warren.dev/fake`), device `dev0`, whose spec
+    /// is in `DIR/cdi`, the only CDI directory warren-runtime reads here
+    /// (`WARREN_CDI_SPEC_DIRS` in containerd's environment reaches it through the shim).
     pub cdi_kind: String,
     cdi_spec: PathBuf,
     containerd: RefCell<Option<Child>>,
@@ -251,7 +251,7 @@ impl Node {
             bridge: format!("wcri{tag}"),
             cgroup_parent: format!("/wcri-{tag}"),
             cdi_kind: format!("wcri-{tag}.warren.dev/fake"),
-            cdi_spec: Path::new(CDI_DIR).join(format!("warren-cri-{tag}.json")),
+            cdi_spec: dir.join("cdi").join(format!("warren-cri-{tag}.json")),
             containerd: RefCell::new(None),
             cri: None,
             netns_before: list_dir(Path::new(NETNS_DIR)),
@@ -275,6 +275,7 @@ impl Node {
             "logs",
             "dev",
             "opt",
+            "cdi",
         ] {
             std::fs::create_dir_all(d.join(sub)).map_err(io("create", d.join(sub)))?;
         }
@@ -427,7 +428,6 @@ state = "{d}/state"
                 }
             }]
         });
-        std::fs::create_dir_all(CDI_DIR).map_err(io("create", CDI_DIR))?;
         std::fs::write(&self.cdi_spec, spec.to_string()).map_err(io("write", &self.cdi_spec))
     }
 
@@ -460,6 +460,8 @@ state = "{d}/state"
             .arg("--config")
             .arg(&self.config)
             .args(["--log-level", "info"])
+            // the shims inherit it, and so does warren-runtime: CDI specs from our dir only
+            .env("WARREN_CDI_SPEC_DIRS", self.dir.join("cdi"))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -858,7 +860,6 @@ state = "{d}/state"
             Command::new(&self.bins.ip).args(["link", "del", &self.bridge]),
             Duration::from_secs(10),
         );
-        let _ = std::fs::remove_file(&self.cdi_spec);
         // 7. the shim sockets' directory if we made it, then the temp dir
         if !self.run_containerd_existed {
             for d in ["s", "fifo", "runc", ""] {
