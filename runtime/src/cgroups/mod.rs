@@ -4,6 +4,7 @@
 //! The paths of every hierarchy are computed once at create and kept in the container's
 //! state, so later commands (kill, pause, delete, events) never rediscover them.
 
+mod devices_bpf;
 pub mod layout;
 pub mod stats;
 pub mod systemd;
@@ -50,6 +51,8 @@ pub enum CgroupError {
     InvalidResource { field: &'static str, msg: String },
     #[error("cgroup v2: {0}")]
     V2(String),
+    #[error(transparent)]
+    Devices(#[from] devices_bpf::BpfError),
     #[error("cgroup {path} is still busy after {ms} ms")]
     Busy { path: PathBuf, ms: u128 },
     #[error("freezing {path} did not finish within {ms} ms")]
@@ -108,6 +111,28 @@ pub struct SystemdScope {
 pub enum Freezer {
     Thawed,
     Frozen,
+}
+
+/// Installs the container's device list (the spec's rules, then runc's defaults) as a
+/// cgroup v2 device program on `dir`.
+pub(crate) fn install_device_filter(dir: &Path, res: &LinuxResources) -> Result<()> {
+    let rules = res.devices().as_deref().unwrap_or(&[]);
+    devices_bpf::install(dir, &devices_bpf::DeviceList::for_container(rules))?;
+    Ok(())
+}
+
+/// Installs the device program on the cgroup2 directory `pid` is in (a systemd scope,
+/// whose path only systemd knows).
+pub fn install_device_filter_for(pid: i32, res: Option<&LinuxResources>) -> Result<()> {
+    let file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let text = fs::read_to_string(&file).map_err(|e| CgroupError::io("read", &file, e))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or(CgroupError::NoCgroups)?;
+    let dir = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    let empty = LinuxResources::default();
+    install_device_filter(&dir, res.unwrap_or(&empty))
 }
 
 impl ContainerCgroup {
@@ -207,6 +232,9 @@ impl ContainerCgroup {
         match self.mode {
             Mode::Unified => {
                 let dir = self.v2_dir().ok_or(CgroupError::NoCgroups)?;
+                if initial {
+                    install_device_filter(dir, res)?;
+                }
                 v2::apply(dir, res)
             }
             Mode::Legacy | Mode::Hybrid => v1::apply(self, res, initial),

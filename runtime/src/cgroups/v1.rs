@@ -22,6 +22,9 @@ pub(super) fn apply(cg: &ContainerCgroup, r: &LinuxResources, initial: bool) -> 
         let rules = r.devices().as_deref().unwrap_or(&[]);
         match cg.v1_dir("devices") {
             Some(dir) => apply_devices(dir, rules)?,
+            // A hybrid host without a v1 devices hierarchy: the unified one's device
+            // program enforces the same list.
+            None if let Some(v2) = cg.v2_dir() => super::install_device_filter(v2, r)?,
             // Without a devices hierarchy the rules cannot be enforced; refuse.
             None if !rules.is_empty() => {
                 return Err(CgroupError::MissingController {

@@ -185,6 +185,7 @@ fn create_in(
     let make_cgroups = |pid: i32| -> Result<()> {
         if let Some(sd) = &cg.systemd {
             crate::cgroups::systemd::start(&sd.cgroups_path, &sd.id, pid, resources)?;
+            crate::cgroups::install_device_filter_for(pid, resources)?;
         }
         cg.create(resources)?;
         tracing::debug!("create: cgroups made");
