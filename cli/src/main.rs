@@ -134,6 +134,12 @@ enum Cmd {
     /// Kubernetes: warren-runtime as a CRI runtime handler (containerd, CRI-O).
     #[command(subcommand)]
     Cri(CriCmd),
+    /// Agent teams: a sandbox per agent on the swarm's own private network (swarm.toml).
+    #[command(subcommand)]
+    Swarm(SwarmCmd),
+    /// Warm sandbox pools: commands in a ready sandbox in about a millisecond.
+    #[command(subcommand)]
+    Pool(PoolCmd),
     /// Run by a sandbox's monitor after the sandbox exited.
     #[command(name = "__cleanup", hide = true)]
     Cleanup { id: String },
@@ -729,6 +735,8 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
             Ok(0)
         }
         Cmd::Cri(c) => cmd_cri(c),
+        Cmd::Swarm(c) => cmd_swarm(c, &roots),
+        Cmd::Pool(c) => cmd_pool(c, &roots),
         Cmd::Cleanup { id } => {
             warren_cli::remove::cleanup(&roots, &id)?;
             Ok(0)
@@ -977,4 +985,313 @@ fn cmd_bench(b: BenchArgs) -> Result<i32> {
         println!("{}", f.display());
     }
     Ok(0)
+}
+
+#[derive(Subcommand, Debug)]
+enum SwarmCmd {
+    /// Start every agent of a swarm file, each in its own sandbox on the swarm's network.
+    Up { file: PathBuf },
+    /// List swarms and their agents.
+    Ps {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// A swarm name or file (default: every swarm).
+        name: Option<String>,
+    },
+    /// Show the agents' output, each line prefixed by its agent.
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Only this agent (repeatable).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        /// A swarm name or file.
+        name: String,
+    },
+    /// Stop a swarm and remove its containers, network, cgroups and mounts.
+    Down {
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Also remove the logs and workspaces.
+        #[arg(long)]
+        purge: bool,
+        /// A swarm name or file.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PoolCmd {
+    /// Start a pool of warm sandboxes.
+    Create(PoolCreateArgs),
+    /// Run a command in a free sandbox of a pool.
+    Exec(PoolExecArgs),
+    /// List pools.
+    Ls {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Stop pools and remove their sandboxes.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct PoolCreateArgs {
+    #[arg(long)]
+    name: String,
+    /// Sandbox profile: agent (default), experiment, trusted, or a TOML file.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Image from the store (default: a read-only view of the host).
+    #[arg(long)]
+    image: Option<String>,
+    /// Sandboxes kept ready.
+    #[arg(long, default_value_t = 4)]
+    size: usize,
+    /// Memory limit of each exec (default: the profile's).
+    #[arg(long)]
+    memory: Option<String>,
+    /// Process limit of each exec (default: the profile's).
+    #[arg(long)]
+    pids: Option<i64>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Time limit of each exec (default 30s).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Output limit of each exec, stdout and stderr together (default 16m).
+    #[arg(long)]
+    output_limit: Option<String>,
+    /// Environment of every exec, KEY=value (repeatable).
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Working directory of execs (default: the profile's workspace).
+    #[arg(short = 'w', long)]
+    workdir: Option<PathBuf>,
+    /// Writable tmpfs, cleared after every exec (repeatable; default /tmp /var/tmp and the
+    /// workspace).
+    #[arg(long)]
+    tmpfs: Vec<PathBuf>,
+    /// Size of each tmpfs (default 256m).
+    #[arg(long)]
+    tmpfs_size: Option<String>,
+    /// UID[:GID] the commands run as.
+    #[arg(short, long)]
+    user: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct PoolExecArgs {
+    /// KEY=value (repeatable).
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Working directory.
+    #[arg(short = 'w', long)]
+    workdir: Option<String>,
+    /// Time limit (at most the pool's).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Memory limit (at most the pool's).
+    #[arg(long)]
+    memory: Option<String>,
+    /// Process limit (at most the pool's).
+    #[arg(long)]
+    pids: Option<i64>,
+    /// Send this process's stdin to the command.
+    #[arg(short, long)]
+    interactive: bool,
+    name: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+fn agent_roots(roots: &Roots) -> warren_agents::Roots {
+    warren_agents::Roots::new(&roots.root, &roots.data_root)
+}
+
+fn cmd_swarm(c: SwarmCmd, roots: &Roots) -> Result<i32> {
+    let r = agent_roots(roots);
+    let tools = warren_agents::cmd::Tools::default();
+    let mut out = std::io::stdout().lock();
+    match c {
+        SwarmCmd::Up { file } => {
+            let helpers = warren_agents::Helpers::locate(&exe_path())?;
+            let info = warren_agents::swarm::up(&r, &helpers, &tools, &file)?;
+            warren_agents::swarm::print_ps(std::slice::from_ref(&info), &mut out)?;
+        }
+        SwarmCmd::Ps { format, name } => {
+            let infos = warren_agents::swarm::ps(&r, name.as_deref())?;
+            if format == "json" {
+                writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?;
+            } else {
+                warren_agents::swarm::print_ps(&infos, &mut out)?;
+            }
+        }
+        SwarmCmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            agents,
+            name,
+        } => {
+            let o = warren_agents::swarm::LogsOptions {
+                follow,
+                tail,
+                timestamps,
+                agents,
+            };
+            warren_agents::swarm::logs(&r, &name, &o, &mut out)?;
+        }
+        SwarmCmd::Down { time, purge, name } => {
+            let rep =
+                warren_agents::swarm::down(&r, &tools, &name, Duration::from_secs(time), purge)?;
+            if !rep.leftovers.is_empty() {
+                bail!(
+                    "swarm {}: left behind: {}",
+                    rep.name,
+                    rep.leftovers.join(", ")
+                );
+            }
+            writeln!(out, "{}", rep.name)?;
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_pool(c: PoolCmd, roots: &Roots) -> Result<i32> {
+    use warren_agents::units::{parse_duration_ms, parse_size};
+    let r = agent_roots(roots);
+    let size = |s: Option<String>| {
+        s.as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let ms = |s: Option<String>| {
+        s.as_deref()
+            .map(parse_duration_ms)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    match c {
+        PoolCmd::Create(a) => {
+            let helpers = warren_agents::Helpers::locate(&exe_path())?;
+            let o = warren_agents::pool::PoolOptions {
+                name: a.name,
+                profile: a.profile,
+                image: a.image,
+                size: a.size,
+                memory: size(a.memory)?,
+                pids: a.pids,
+                cpus: a.cpus,
+                timeout_ms: ms(a.timeout)?,
+                output_limit: size(a.output_limit)?.map(|v| v as u64),
+                env: a.env,
+                workdir: a.workdir,
+                tmpfs: a.tmpfs,
+                tmpfs_size: a.tmpfs_size,
+                user: a.user.as_deref().map(parse_user).transpose()?,
+            };
+            let st =
+                warren_agents::pool::manage::create(&r, &helpers, &o, Duration::from_secs(300))?;
+            println!("{} ({} sandboxes ready)", st.name, st.ready);
+            Ok(0)
+        }
+        PoolCmd::Exec(a) => {
+            let mut env = std::collections::BTreeMap::new();
+            for e in &a.env {
+                let (k, v) = e
+                    .split_once('=')
+                    .context(format!("invalid -e {e:?}: expected KEY=value"))?;
+                env.insert(k.to_owned(), v.to_owned());
+            }
+            let stdin = if a.interactive {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                Some(String::from_utf8(b).context("stdin must be UTF-8 text")?)
+            } else {
+                None
+            };
+            let req = warren_agents::pool::ExecRequest {
+                argv: a.command,
+                env,
+                cwd: a.workdir,
+                stdin,
+                timeout_ms: ms(a.timeout)?,
+                memory: size(a.memory)?,
+                pids: a.pids,
+                ..Default::default()
+            };
+            let res = warren_agents::pool::manage::exec(
+                &r,
+                &a.name,
+                &req,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )?;
+            Ok(pool_exit(&a.name, &res))
+        }
+        PoolCmd::Ls { format } => {
+            let pools = warren_agents::pool::manage::ls(&r);
+            let mut out = std::io::stdout().lock();
+            if format == "json" {
+                let v: Vec<_> = pools
+                    .iter()
+                    .map(|p| match p {
+                        warren_agents::pool::manage::Listed::Up(s) => serde_json::to_value(s),
+                        warren_agents::pool::manage::Listed::Dead { name, error } => {
+                            Ok(serde_json::json!({"name": name, "error": error}))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                warren_agents::pool::manage::print_ls(&pools, &mut out)?;
+            }
+            Ok(0)
+        }
+        PoolCmd::Rm { names } => {
+            for n in &names {
+                warren_agents::pool::manage::rm(&r, n)?;
+                println!("{n}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The exit code of `warren pool exec` (documented in COMMANDS.md): the command's, 124
+/// when the time limit killed it, 126/127 when it could not be started.
+fn pool_exit(pool: &str, r: &warren_agents::pool::ExecResult) -> i32 {
+    if let Some(e) = &r.error {
+        eprintln!("warren: pool {pool}: {e}");
+    }
+    let mut why = Vec::new();
+    if r.timed_out {
+        why.push("the time limit killed it");
+    }
+    if r.oom_killed {
+        why.push("the memory limit's OOM killer fired");
+    }
+    if r.pids_limit_hit {
+        why.push("forks failed at the process limit");
+    }
+    if r.output_truncated {
+        why.push("its output passed the limit and was cut");
+    }
+    if !why.is_empty() {
+        eprintln!("warren: pool {pool}: {} ({})", why.join("; "), r.sandbox);
+    }
+    if r.timed_out { 124 } else { r.exit_code }
 }

@@ -379,7 +379,6 @@ impl Daemon {
             drop(st);
             std::thread::sleep(Duration::from_millis(20));
         }
-        crate::spec::remove_cgroup(&super::manage::cgroup_parent(self.name()));
         if let Err(e) = std::fs::remove_dir_all(&self.ctx.dir) {
             tracing::warn!(dir = ?self.ctx.dir, error = %e, "remove pool directory");
         }

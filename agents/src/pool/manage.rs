@@ -260,9 +260,30 @@ pub fn sandbox_ids(roots: &Roots, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The cgroup of pool `name`'s sandboxes (absolute).
-pub fn cgroup_parent(name: &str) -> String {
-    format!("/warren/pools/{name}")
+/// The cgroup of sandbox `seq` of pool `name` (absolute, directly below each
+/// hierarchy's root).
+pub fn sandbox_cgroup(name: &str, seq: u64) -> String {
+    format!("/warren-pool.{name}.{seq}")
+}
+
+/// Cgroup directories of pool `name`'s sandboxes that exist, in every hierarchy.
+pub fn sandbox_cgroups(name: &str) -> Vec<std::path::PathBuf> {
+    let prefix = format!("warren-pool.{name}.");
+    let mut v = Vec::new();
+    for root in crate::spec::cgroup_dirs("/") {
+        if let Ok(rd) = std::fs::read_dir(&root) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.strip_prefix(&prefix)
+                    .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    v.push(e.path());
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Removes what a pool whose daemon died left: the daemon (if it hangs), its sandboxes,
@@ -291,17 +312,9 @@ pub fn cleanup_dead(roots: &Roots, name: &str) {
             let _ = crate::spec::remove_image_rootfs(&roots.data, &id);
         }
     }
-    let parent = cgroup_parent(name);
-    for d in crate::spec::cgroup_dirs(&parent) {
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.filter_map(|e| e.ok()) {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-        }
+    for d in sandbox_cgroups(name) {
+        let _ = std::fs::remove_dir(&d);
     }
-    crate::spec::remove_cgroup(&parent);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -311,10 +324,8 @@ pub fn leftovers(roots: &Roots, name: &str) -> Vec<String> {
         .into_iter()
         .map(|id| format!("container {id}"))
         .collect();
-    for d in crate::spec::cgroup_dirs(&cgroup_parent(name)) {
-        if d.exists() {
-            v.push(format!("cgroup {}", d.display()));
-        }
+    for d in sandbox_cgroups(name) {
+        v.push(format!("cgroup {}", d.display()));
     }
     if roots.pool_dir(name).exists() {
         v.push(format!("directory {}", roots.pool_dir(name).display()));

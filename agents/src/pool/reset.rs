@@ -1,16 +1,17 @@
 //! What a reset does inside a pooled sandbox's mount and IPC namespaces (called through
 //! [`crate::ns::with_ns`]): make `/dev` (and the host view's `/etc`) read-only once,
-//! record what each fresh tmpfs looks like, and after every exec replace each tmpfs that
-//! changed with a fresh one, remove POSIX message queues and SysV IPC objects.
+//! record what each fresh tmpfs looks like, and after every exec empty each tmpfs that
+//! changed, remove POSIX message queues and SysV IPC objects.
 //!
 //! Every path is opened with `openat2(RESOLVE_NO_SYMLINKS)`, so a command cannot redirect
 //! a reset through a symlink (it could not make one in a read-only root anyway).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MsFlags;
 
 use crate::spec::Tmpfs;
 
@@ -28,6 +29,10 @@ pub enum ResetError {
     },
     #[error("{path} is not a tmpfs")]
     NotTmpfs { path: String },
+    #[error("{path} holds too much to empty ({inodes} inodes)")]
+    TooBig { path: String, inodes: u64 },
+    #[error("{path} is not as new after emptying: {detail}")]
+    Unclean { path: String, detail: String },
 }
 
 fn sys(op: &'static str, path: &Path, source: nix::Error) -> ResetError {
@@ -108,38 +113,6 @@ pub fn inspect(path: &Path) -> Result<TmpfsState, ResetError> {
     })
 }
 
-fn flags_and_data(options: &[String]) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in options {
-        match o.as_str() {
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "ro" => flags |= MsFlags::MS_RDONLY,
-            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "rw" | "relatime" => {}
-            other => data.push(other.to_owned()),
-        }
-    }
-    (flags, data.join(","))
-}
-
-/// Replaces the tmpfs at `t.dst` with a fresh one.
-pub fn remount(t: &Tmpfs) -> Result<(), ResetError> {
-    nix::mount::umount2(&t.dst, MntFlags::MNT_DETACH).map_err(|e| sys("unmount", &t.dst, e))?;
-    let (flags, data) = flags_and_data(&t.options);
-    nix::mount::mount(
-        Some("tmpfs"),
-        &t.dst,
-        Some("tmpfs"),
-        flags,
-        Some(data.as_str()),
-    )
-    .map_err(|e| sys("mount tmpfs on", &t.dst, e))
-}
-
 /// Makes the mount at `path` read-only in place (no second bind mount, so nothing stays
 /// hidden beneath it).
 pub fn make_readonly(path: &Path) -> Result<(), ResetError> {
@@ -168,30 +141,160 @@ pub fn prepare(readonly: &[&Path], mounts: &[Tmpfs]) -> Result<Vec<TmpfsState>, 
 /// What a reset found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleaned {
-    /// tmpfs mounts replaced.
-    pub remounted: u32,
+    /// tmpfs mounts emptied.
+    pub cleared: u32,
+    /// Entries removed from them.
+    pub removed: u64,
     pub mqueues: u32,
     pub sysv: u32,
 }
 
-/// Clears everything a command may have left: changed tmpfs mounts, message queues,
-/// SysV IPC. Runs inside the sandbox's namespaces, after its processes are gone.
+/// More inodes than this left in one tmpfs: replacing the sandbox is cheaper than
+/// emptying it.
+pub const MAX_CLEAR_INODES: u64 = 16_384;
+/// Deeper directory trees are not emptied either.
+const MAX_DEPTH: usize = 256;
+
+/// Clears everything a command may have left: the contents of every tmpfs that changed
+/// (emptied in place: a fresh mount would lose the Landlock rules granted on the old one),
+/// message queues, SysV IPC. Runs inside the sandbox's namespaces, after its processes
+/// are gone.
 pub fn clean(mounts: &[Tmpfs], base: &[TmpfsState]) -> Result<Cleaned, ResetError> {
     let mut c = Cleaned::default();
     for (t, b) in mounts.iter().zip(base) {
         let now = inspect(&t.dst)?;
-        if now != *b {
-            remount(t)?;
-            c.remounted += 1;
-            let fresh = inspect(&t.dst)?;
-            if fresh.inodes != b.inodes || fresh.blocks != b.blocks {
-                return Err(sys("reset", &t.dst, nix::Error::ENOTEMPTY));
-            }
+        if now == *b {
+            continue;
+        }
+        if now.inodes > MAX_CLEAR_INODES {
+            return Err(ResetError::TooBig {
+                path: t.dst.display().to_string(),
+                inodes: now.inodes,
+            });
+        }
+        let fd = open_dir(&t.dst)?;
+        c.removed += clear_dir(&fd, &t.dst, 0)?;
+        restore_root(&fd, &t.dst, b)?;
+        c.cleared += 1;
+        let after = inspect(&t.dst)?;
+        if after != *b {
+            return Err(ResetError::Unclean {
+                path: t.dst.display().to_string(),
+                detail: format!("{after:?} instead of {b:?}"),
+            });
         }
     }
     c.mqueues = clear_mqueues(Path::new("/dev/mqueue"))?;
     c.sysv = clear_sysv();
     Ok(c)
+}
+
+fn open_at(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<OwnedFd, ResetError> {
+    // SAFETY: openat relative to a directory fd we own, with a NUL-terminated entry name;
+    // O_NOFOLLOW: a symlink is never followed.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(sys("open", path, nix::Error::last()));
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes everything below the directory `fd` (at `path`, for messages), never following
+/// a symlink. Returns how many entries were removed.
+fn clear_dir(fd: &OwnedFd, path: &Path, depth: usize) -> Result<u64, ResetError> {
+    if depth > MAX_DEPTH {
+        return Err(ResetError::TooBig {
+            path: path.display().to_string(),
+            inodes: 0,
+        });
+    }
+    let dup = fd.try_clone().map_err(|e| {
+        sys(
+            "dup",
+            path,
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    })?;
+    let raw = dup.as_raw_fd();
+    std::mem::forget(dup);
+    // The Dir owns the duplicate from here on (closes it on drop).
+    let mut d = nix::dir::Dir::from_fd(raw).map_err(|e| sys("read", path, e))?;
+    let entries: Vec<(CString, Option<nix::dir::Type>)> = d
+        .iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_bytes();
+            n != b"." && n != b".."
+        })
+        .map(|e| (e.file_name().to_owned(), e.file_type()))
+        .collect();
+    drop(d);
+    let mut removed = 0;
+    for (name, typ) in entries {
+        let is_dir = match typ {
+            Some(t) => t == nix::dir::Type::Directory,
+            None => nix::sys::stat::fstatat(
+                Some(fd.as_raw_fd()),
+                name.as_c_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .unwrap_or(false),
+        };
+        let child_path = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        let flags = if is_dir {
+            let child = open_at(fd, &name, &child_path)?;
+            removed += clear_dir(&child, &child_path, depth + 1)?;
+            libc::AT_REMOVEDIR
+        } else {
+            0
+        };
+        // SAFETY: unlinkat relative to a directory fd we own, with an entry name.
+        if unsafe { libc::unlinkat(fd.as_raw_fd(), name.as_ptr(), flags) } != 0 {
+            return Err(sys("remove", &child_path, nix::Error::last()));
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Gives the tmpfs root back its original mode and owner, and no extended attributes.
+fn restore_root(fd: &OwnedFd, path: &Path, b: &TmpfsState) -> Result<(), ResetError> {
+    // SAFETY: fchmod/fchown on a directory fd we own.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), b.mode & 0o7777) } != 0 {
+        return Err(sys("chmod", path, nix::Error::last()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fchown(fd.as_raw_fd(), b.uid, b.gid) } != 0 {
+        return Err(sys("chown", path, nix::Error::last()));
+    }
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: flistxattr into our buffer of the given size.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        for name in buf[..n as usize]
+            .split(|&c| c == 0)
+            .filter(|n| !n.is_empty())
+        {
+            let Ok(c) = CString::new(name) else { continue };
+            // SAFETY: fremovexattr with a NUL-terminated attribute name.
+            if unsafe { libc::fremovexattr(fd.as_raw_fd(), c.as_ptr()) } != 0 {
+                return Err(sys(
+                    "remove extended attribute of",
+                    path,
+                    nix::Error::last(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn clear_mqueues(dir: &Path) -> Result<u32, ResetError> {
@@ -284,17 +387,4 @@ fn clear_sysv() -> u32 {
         }
     }
     removed
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_options_split_into_flags_and_data() {
-        let (f, d) =
-            flags_and_data(&["nosuid", "nodev", "mode=1777", "size=64m", "rw"].map(String::from));
-        assert_eq!(f, MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
-        assert_eq!(d, "mode=1777,size=64m");
-    }
 }

@@ -181,10 +181,7 @@ impl Sandbox {
             readonly_paths: Vec::new(),
             annotations: Default::default(),
             user: ctx.cfg.user,
-            cgroups_path: Some(format!(
-                "{}/{seq}",
-                super::manage::cgroup_parent(&ctx.cfg.name)
-            )),
+            cgroups_path: Some(super::manage::sandbox_cgroup(&ctx.cfg.name, seq)),
         };
         let oci = spec::build(&s, &ctx.profile)?;
         let bundle = dir.join("bundle");

@@ -189,9 +189,10 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// Where an agent's cgroup lives (absolute), and the swarm's parent of them.
-pub fn cgroup_parent(swarm: &str) -> String {
-    format!("/warren/swarms/{swarm}")
+/// An agent's cgroup (absolute, directly below each hierarchy's root, so that nothing
+/// shared between swarms is left to remove).
+pub fn agent_cgroup(swarm: &str, agent: &str) -> String {
+    format!("/warren-swarm.{swarm}.{agent}")
 }
 
 impl Supervisor {
@@ -356,7 +357,7 @@ impl Supervisor {
             settings.as_ref(),
             &self.dir.join("hosts"),
         )?;
-        s.cgroups_path = Some(format!("{}/{}", cgroup_parent(self.name()), plan.name));
+        s.cgroups_path = Some(agent_cgroup(self.name(), &plan.name));
         let oci = spec::build(&s, &self.agents[i].profile)?;
         spec::write_bundle(&self.agents[i].bundle, &oci)?;
         self.agents[i].prepared = true;
@@ -687,8 +688,15 @@ impl Supervisor {
         self.st.phase = Phase::Stopping;
         self.save();
         for a in &self.agents {
-            if a.pid.is_some() {
-                let _ = warren_runtime::verbs::kill::kill(&self.rt, &a.id, "TERM", false);
+            if let Some(pid) = a.pid {
+                // An agent's command is PID 1 of its namespace: without a SIGTERM handler
+                // the signal is ignored, so waiting would only cost the whole grace.
+                let sig = if catches(pid, libc::SIGTERM) {
+                    "TERM"
+                } else {
+                    "KILL"
+                };
+                let _ = warren_runtime::verbs::kill::kill(&self.rt, &a.id, sig, false);
             }
         }
         let end = Instant::now() + grace;
@@ -751,6 +759,18 @@ impl Supervisor {
     }
 }
 
+/// Whether process `pid` has a handler for signal `sig` (`SigCgt` in its status).
+pub fn catches(pid: i32, sig: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
 /// Removes what a swarm made, whether or not its supervisor is alive (the containers must
 /// be stopped or their supervisor gone): containers, image mounts, cgroups, the network,
 /// the run directory. Returns what is still there afterwards.
@@ -769,11 +789,9 @@ pub fn cleanup(roots: &Roots, tools: &Tools, st: &SwarmState) -> Vec<String> {
             tracing::warn!(id = %a.id, error = %e, "remove agent rootfs");
         }
     }
-    let parent = cgroup_parent(&st.config.name);
     for a in &st.agents {
-        spec::remove_cgroup(&format!("{parent}/{}", a.name));
+        spec::remove_cgroup(&agent_cgroup(&st.config.name, &a.name));
     }
-    spec::remove_cgroup(&parent);
     for e in st.net.teardown(tools) {
         tracing::warn!(error = %e, "network teardown");
     }
@@ -795,9 +813,11 @@ pub fn leftovers(roots: &Roots, tools: &Tools, st: &SwarmState) -> Vec<String> {
             v.push(format!("container {}", a.id));
         }
     }
-    for d in spec::cgroup_dirs(&cgroup_parent(&st.config.name)) {
-        if d.exists() {
-            v.push(format!("cgroup {}", d.display()));
+    for a in &st.agents {
+        for d in spec::cgroup_dirs(&agent_cgroup(&st.config.name, &a.name)) {
+            if d.exists() {
+                v.push(format!("cgroup {}", d.display()));
+            }
         }
     }
     if roots.swarm_dir(&st.config.name).exists() {
