@@ -120,17 +120,39 @@ pub fn enforce(plan: &SandboxPlan) -> std::result::Result<Option<String>, String
     Ok(report)
 }
 
-/// The same, as a pre-exec hook for libcontainer's init (the fallback path).
+/// The same, as a pre-exec hook for libcontainer's init (processes entered with `exec`,
+/// and the fallback init). It runs after libcontainer dropped the capabilities, so without
+/// CAP_SYS_ADMIN a filter can only be installed under no_new_privs: a profile that keeps
+/// setuid working (`trusted`) still gets no_new_privs in such a process.
+/// `then` is a further hook to run first (a caller's own).
 #[derive(Debug)]
-pub struct PlanHook(pub SandboxPlan);
+pub struct PlanHook {
+    pub plan: SandboxPlan,
+    pub then: Option<std::sync::Arc<dyn crate::executor::PreExec>>,
+}
 
 impl crate::executor::PreExec for PlanHook {
     fn apply(&self) -> std::result::Result<(), String> {
-        // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(format!("set no_new_privs: {}", nix::Error::last()));
+        if let Some(h) = &self.then {
+            h.apply()?;
         }
-        enforce(&self.0).map(|_| ())
+        let set_nnp = || {
+            // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes integer arguments only.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(format!("set no_new_privs: {}", nix::Error::last()));
+            }
+            Ok(())
+        };
+        let can_filter = caps::has_cap(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .unwrap_or(false);
+        if self.plan.landlock.is_some() || !can_filter {
+            set_nnp()?;
+        }
+        enforce(&self.plan).map(|_| ())
     }
 }
 

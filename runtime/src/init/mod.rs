@@ -281,10 +281,12 @@ pub fn run(
     syscall
         .close_range(a.preserve_fds)
         .map_err(|e| format!("mark fds close-on-exec: {}", chain(&e)))?;
-    // Landlock needs no_new_privs (or CAP_SYS_ADMIN); a sandboxed container always has it.
-    let nnp = process.no_new_privileges().unwrap_or(false) || !a.sandbox.is_empty();
+    // Landlock needs no_new_privs, so a container with Landlock rules always has it. A
+    // profile without Landlock that keeps setuid working (`trusted`) does not.
+    let nnp = process.no_new_privileges().unwrap_or(false) || a.sandbox.landlock.is_some();
     if !nnp {
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
+        crate::sandbox::enforce(a.sandbox)?;
         install_seccomp(a, linux)?;
     }
     libcontainer::capabilities::reset_effective(syscall.as_ref())

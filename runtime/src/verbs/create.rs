@@ -218,10 +218,27 @@ fn create_in(
     // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
     let mut lc_spec = cfg.spec.clone();
     let mut copyups = crate::rootfs::stage_copyups(&mut lc_spec, cfg.rootfs(), &dir.dir)?;
-    let seccomp = if crate::init::supports(&lc_spec) {
+    let fast_init = crate::init::supports(&lc_spec);
+    let seccomp = if fast_init {
         crate::seccomp::precompile(rt, &mut lc_spec)?
     } else {
         None
+    };
+    // libcontainer's init (the fallback) knows nothing of profiles: their Landlock rules
+    // and filters go in as a hook run just before the container's process is executed.
+    let (plan, pre_exec): (_, Option<std::sync::Arc<dyn PreExec>>) = if fast_init || plan.is_empty()
+    {
+        (plan, o.pre_exec.clone())
+    } else {
+        let left = crate::sandbox::SandboxPlan {
+            loopback_down: plan.loopback_down,
+            ..Default::default()
+        };
+        let hook = crate::sandbox::PlanHook {
+            plan,
+            then: o.pre_exec.clone(),
+        };
+        (left, Some(std::sync::Arc::new(hook)))
     };
     let annotations: std::collections::HashMap<String, String> =
         cfg.spec.annotations().clone().unwrap_or_default();
@@ -243,7 +260,7 @@ fn create_in(
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         sigmask,
-        pre_exec: o.pre_exec.clone(),
+        pre_exec,
         annotations: annotations.clone(),
         before_release: Some(crate::spawn::BeforeRelease(&make_cgroups)),
         seccomp: seccomp.as_ref(),

@@ -305,7 +305,10 @@ fn exec_spawn(
         pre_exec: if plan.is_empty() {
             o.pre_exec.clone()
         } else {
-            Some(std::sync::Arc::new(crate::sandbox::PlanHook(plan)))
+            Some(std::sync::Arc::new(crate::sandbox::PlanHook {
+                plan,
+                then: o.pre_exec.clone(),
+            }))
         },
         annotations: Default::default(),
         before_release: None,
