@@ -232,6 +232,10 @@ pub fn build(s: &SandboxSpec, p: &LoadedProfile) -> Result<Spec> {
         name: p.request.clone(),
         msg: e.to_string(),
     })?;
+    // A profile may ask for more than this host allows (trusted: 1048576 open files).
+    for w in warren_runtime::sandbox::clamp_rlimits(&mut spec) {
+        tracing::warn!(profile = %p.request, "{w}");
+    }
     let mut ann = spec.annotations().clone().unwrap_or_default();
     ann.insert(
         warren_runtime::sandbox::REQUEST_ANNOTATION.to_owned(),

@@ -3,6 +3,7 @@
 //! 0 after `shutdown` or SIGTERM, 1 when the pool cannot start.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -34,8 +35,14 @@ fn main() {
 
 fn run() -> Result<()> {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    // The sandboxes' inits are cloned from this process (CVE-2019-5736).
+    // The sandboxes' inits are cloned from this binary (CVE-2019-5736).
     warren_runtime::exe_guard::ensure_protected(&argv).context("protect the daemon binary")?;
+    if argv
+        .get(1)
+        .is_some_and(|a| a == warren_agents::pool::sandbox::CREATE_ARG)
+    {
+        return create(&argv[2..]);
+    }
     let a = Args::parse();
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -55,6 +62,44 @@ fn run() -> Result<()> {
         dir: a.dir,
         runtime_root: roots.runtime_root(),
         data_root: roots.data.clone(),
+        // Our binary as it runs (after the re-exec above it has no path of its own).
+        helper: PathBuf::from("/proc/self/exe"),
     })?;
     Ok(())
+}
+
+/// `warren-poold __create RUNTIME_ROOT ID BUNDLE`: the daemon's helper that creates one
+/// sandbox (single-threaded) and prints its init's pid.
+fn create(args: &[OsString]) -> Result<()> {
+    let [root, id, bundle] = args else {
+        anyhow::bail!("usage: warren-poold __create RUNTIME_ROOT ID BUNDLE");
+    };
+    let id = id.to_str().context("the id is not UTF-8")?;
+    // The container's init inherits fds 0-2: give it /dev/null and keep close-on-exec
+    // copies of our stdout and stderr for the answer.
+    let keep = |fd: i32| -> Result<std::fs::File> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) of a standard descriptor returns a new fd.
+        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        anyhow::ensure!(n >= 0, "dup fd {fd}: {}", std::io::Error::last_os_error());
+        // SAFETY: a fresh fd we own.
+        Ok(unsafe { std::fs::File::from_raw_fd(n) })
+    };
+    let mut out = keep(1)?;
+    let mut err = keep(2)?;
+    warren_agents::proc::null_stdio().context("stdio to /dev/null")?;
+    match warren_agents::pool::sandbox::create_container(
+        std::path::Path::new(root),
+        id,
+        std::path::Path::new(bundle),
+    ) {
+        Ok(pid) => {
+            writeln!(out, "{pid}")?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            std::process::exit(1);
+        }
+    }
 }

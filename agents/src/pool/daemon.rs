@@ -30,6 +30,9 @@ pub struct DaemonOptions {
     pub dir: PathBuf,
     pub runtime_root: PathBuf,
     pub data_root: PathBuf,
+    /// This daemon's binary: run with `__create` to create each sandbox in a
+    /// single-threaded process.
+    pub helper: PathBuf,
 }
 
 const RESET_THREADS: usize = 2;
@@ -73,6 +76,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// exits once every sandbox is gone).
 pub fn run(o: &DaemonOptions) -> Result<()> {
     let cfg = PoolConfig::load(&o.dir.join("pool.json"))?;
+    // The sandboxes' inits are created by short-lived helpers; when those exit, the inits
+    // become our children.
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(Error::Namespace {
+            what: "become a child subreaper".into(),
+            source: nix::Error::last(),
+        });
+    }
     let profile = LoadedProfile::load(&cfg.profile)?;
     let home = NsFds::current()?;
     let pidfile = o.dir.join("poold.pid");
@@ -90,6 +102,7 @@ pub fn run(o: &DaemonOptions) -> Result<()> {
             dir: o.dir.clone(),
             init: o.dir.join("init"),
             home,
+            helper: o.helper.clone(),
         },
         st: Mutex::new(State::default()),
         cv: Condvar::new(),

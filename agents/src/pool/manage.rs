@@ -92,7 +92,8 @@ pub fn create(
         what: helpers.poold.display().to_string(),
         msg: format!("cannot start the pool daemon: {e}"),
     })?;
-    let end = Instant::now() + wait;
+    let started = Instant::now();
+    let end = started + wait;
     loop {
         if let Ok(Some(st)) = child.try_wait() {
             let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -112,14 +113,18 @@ pub fn create(
             if s.ready >= s.size {
                 return Ok(s);
             }
-            if Instant::now() > end {
+            // A sandbox that fails to start keeps failing: say why instead of waiting.
+            let failing = s.ready == 0
+                && s.last_error.is_some()
+                && started.elapsed() > Duration::from_secs(5);
+            if Instant::now() > end || failing {
                 return Err(pool_err(
                     &name,
                     format!(
                         "only {} of {} sandboxes ready after {} s{}",
                         s.ready,
                         s.size,
-                        wait.as_secs(),
+                        started.elapsed().as_secs(),
                         s.last_error.map(|e| format!(": {e}")).unwrap_or_default()
                     ),
                 ));

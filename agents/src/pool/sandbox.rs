@@ -34,6 +34,8 @@ pub struct Ctx {
     pub init: PathBuf,
     /// The daemon's own mount and IPC namespaces.
     pub home: NsFds,
+    /// The daemon's binary, run with [`CREATE_ARG`] to create each sandbox.
+    pub helper: PathBuf,
 }
 
 /// A live pooled sandbox.
@@ -95,6 +97,60 @@ fn teardown(ctx: &Ctx, id: &str, pid: Option<i32>, dir: &Path, image: bool) {
     {
         tracing::warn!(%id, ?dir, error = %e, "remove sandbox directory");
     }
+}
+
+/// The argument that makes the daemon's binary create one container and exit (see
+/// [`create_container`]).
+pub const CREATE_ARG: &str = "__create";
+
+/// Creates and starts container `id` from `bundle` in a fresh process running
+/// `ctx.helper` (the daemon's own binary): the runtime clones the container's init from
+/// its caller, which must be single-threaded (the clone's child allocates, and another
+/// thread could hold the allocator's lock at that moment). The helper exits after the
+/// start; the init is then reparented to the daemon, a child subreaper.
+fn spawn_container(ctx: &Ctx, id: &str, bundle: &Path) -> Result<i32> {
+    let out = std::process::Command::new(&ctx.helper)
+        .arg(CREATE_ARG)
+        .arg(&ctx.rt.root)
+        .arg(id)
+        .arg(bundle)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| Error::io("run", &ctx.helper, e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().parse::<i32>() {
+        Ok(pid) if out.status.success() && pid > 0 => Ok(pid),
+        _ => Err(pool_err(
+            ctx,
+            format!(
+                "create {id}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
+    }
+}
+
+/// The helper's side of [`spawn_container`]: creates and starts the container (its
+/// stdio is /dev/null) and returns the init's pid. On error nothing is left.
+pub fn create_container(runtime_root: &Path, id: &str, bundle: &Path) -> Result<i32> {
+    let rt = warren_runtime::Runtime::new(runtime_root);
+    let created = warren_runtime::verbs::create::create(
+        &rt,
+        &CreateOpts {
+            id: id.to_owned(),
+            bundle: bundle.to_owned(),
+            sigmask: Some(SigSet::empty()),
+            ..Default::default()
+        },
+    )?;
+    if let Err(e) = warren_runtime::verbs::start::start(&rt, id) {
+        let _ = warren_runtime::verbs::delete::delete(&rt, id, true);
+        crate::proc::reap(created.pid);
+        return Err(e.into());
+    }
+    Ok(created.pid)
 }
 
 fn accept_within(l: &UnixListener, timeout: Duration) -> io::Result<UnixStream> {
@@ -186,17 +242,8 @@ impl Sandbox {
         let oci = spec::build(&s, &ctx.profile)?;
         let bundle = dir.join("bundle");
         spec::write_bundle(&bundle, &oci)?;
-        let created = warren_runtime::verbs::create::create(
-            &ctx.rt,
-            &CreateOpts {
-                id: id.clone(),
-                bundle,
-                sigmask: Some(SigSet::empty()),
-                ..Default::default()
-            },
-        )?;
-        partial.pid = Some(created.pid);
-        warren_runtime::verbs::start::start(&ctx.rt, &id)?;
+        let pid = spawn_container(ctx, &id, &bundle)?;
+        partial.pid = Some(pid);
         let mut ctl = accept_within(&listener, Duration::from_secs(10))
             .map_err(|e| Error::io("accept the init's connection on", &sock, e))?;
         drop(listener);
@@ -204,13 +251,13 @@ impl Sandbox {
         // Only our init may hold this connection.
         let cred = nix::sys::socket::getsockopt(&ctl, nix::sys::socket::sockopt::PeerCredentials)
             .map_err(|e| pool_err(ctx, format!("peer credentials of {id}: {e}")))?;
-        if cred.pid() != created.pid {
+        if cred.pid() != pid {
             return Err(pool_err(
                 ctx,
                 format!(
                     "{id}: the control socket was answered by pid {}, not the init {}",
                     cred.pid(),
-                    created.pid
+                    pid
                 ),
             ));
         }
@@ -226,7 +273,7 @@ impl Sandbox {
             }
             Err(e) => return Err(Error::io("read the init's hello on", &sock, e)),
         }
-        let sns = NsFds::of_pid(created.pid)?;
+        let sns = NsFds::of_pid(pid)?;
         let mut ro: Vec<&Path> = vec![Path::new("/dev")];
         if host_view {
             ro.push(Path::new("/etc"));
@@ -234,14 +281,15 @@ impl Sandbox {
         let mounts = ctx.cfg.reset_mounts();
         let base = ns::with_ns(&sns, &ctx.home, || reset::prepare(&ro, &mounts))?
             .map_err(|e| pool_err(ctx, format!("{id}: prepare: {e}")))?;
+        let cgroup = ctx.rt.state_dir(&id)?.load()?.cgroup;
         partial.armed = false;
         Ok(Self {
             seq,
             id,
-            pid: created.pid,
+            pid,
             ctl,
             ns: sns,
-            cgroup: created.state.cgroup,
+            cgroup,
             dir,
             image: ctx.cfg.image.is_some(),
             base,
