@@ -38,6 +38,9 @@ fn err(e: impl std::error::Error + 'static) -> RuntimeError {
 /// symlinks, ld.so configuration) that the init does after mounting; the spec is left
 /// untouched on error.
 pub fn resolve(spec: &mut Spec, cfg: &DeviceConfig) -> Result<RootfsSetup> {
+    if crate::sandbox::is_pod_sandbox(spec) {
+        return Ok(RootfsSetup::default());
+    }
     let req = requests_from_spec(spec).map_err(err)?;
     if req.cdi.is_empty() && req.nvidia.is_none() {
         return Ok(RootfsSetup::default());
@@ -58,6 +61,51 @@ pub fn resolve(spec: &mut Spec, cfg: &DeviceConfig) -> Result<RootfsSetup> {
                 .map_err(err)?,
         );
     }
+    // Remember the variables the devices added: a process entered with `exec --process`
+    // (how containerd runs `kubectl exec`) comes with the engine's env, which lacks them.
+    let before: std::collections::HashSet<&String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .map(|e| e.iter().collect())
+        .unwrap_or_default();
+    let added: Vec<&String> = work
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .map(|e| e.iter().filter(|v| !before.contains(v)).collect())
+        .unwrap_or_default();
+    if !added.is_empty() {
+        let json = serde_json::to_string(&added).unwrap_or_default();
+        work.annotations_mut()
+            .get_or_insert_with(Default::default)
+            .insert(DEVICE_ENV_ANNOTATION.to_owned(), json);
+    }
     *spec = work;
     Ok(setup)
+}
+
+/// Annotation (in the saved spec) listing the `KEY=value` variables device injection
+/// added to the container's environment.
+pub const DEVICE_ENV_ANNOTATION: &str = "run.warren.device-env";
+
+/// Adds the device variables recorded in `spec` to `env` where `env` lacks the key.
+pub fn add_device_env(spec: &Spec, env: &mut Vec<String>) {
+    let Some(json) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(DEVICE_ENV_ANNOTATION))
+    else {
+        return;
+    };
+    let Ok(vars) = serde_json::from_str::<Vec<String>>(json) else {
+        return;
+    };
+    let key = |v: &str| v.split_once('=').map_or(v, |(k, _)| k).to_owned();
+    for v in vars {
+        let k = key(&v);
+        if !env.iter().any(|e| key(e) == k) {
+            env.push(v);
+        }
+    }
 }

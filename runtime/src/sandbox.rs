@@ -60,14 +60,33 @@ fn load(name: &str) -> Result<profile::Profile> {
     }
 }
 
+/// Whether `spec` is a Kubernetes pod's sandbox (pause) container, as containerd and
+/// CRI-O mark it. Pod annotations reach it too, but profiles and devices are for the
+/// pod's workload containers, not for the process that only holds the namespaces.
+pub fn is_pod_sandbox(spec: &Spec) -> bool {
+    spec.annotations().as_ref().is_some_and(|a| {
+        a.get("io.kubernetes.cri.container-type")
+            .or_else(|| a.get("io.kubernetes.cri-o.ContainerType"))
+            .is_some_and(|t| t == "sandbox")
+    })
+}
+
 /// Applies a requested profile to `spec` and gathers what the init must enforce.
 pub fn prepare(rt: &Runtime, spec: &mut Spec) -> Result<SandboxPlan> {
     let ann = spec.annotations().clone().unwrap_or_default();
     let mut plan = SandboxPlan::default();
+    if is_pod_sandbox(spec) {
+        // Not applied, but a pod asking for a profile that does not exist fails now, at
+        // RunPodSandbox, rather than at each container's start.
+        if let Some(requested) = ann.get(REQUEST_ANNOTATION) {
+            load(requested)?;
+        }
+        return Ok(plan);
+    }
     // `warren.dev/profile` names the profile (built-in name or file path); when
     // `run.warren.profile` is also set, it has been applied to the spec already (by the
     // warren CLI) and only its filter is needed.
-    let profile = match (ann.get(REQUEST_ANNOTATION), ann.get(PROFILE_ANNOTATION)) {
+    let mut profile = match (ann.get(REQUEST_ANNOTATION), ann.get(PROFILE_ANNOTATION)) {
         (Some(requested), applied) => {
             let p = load(requested)?;
             if applied.is_none() {
@@ -90,7 +109,9 @@ pub fn prepare(rt: &Runtime, spec: &mut Spec) -> Result<SandboxPlan> {
         })?),
         (None, None) => None,
     };
-    if let Some(p) = &profile {
+    if let Some(p) = &mut profile {
+        // In a pod's network namespace, network mode `none` is kept by the filter.
+        warren_sandbox::spec::confine_to_joined_network(p, spec);
         let cache = crate::seccomp::open_cache(rt)?;
         let f = filter_for_profile(p, Some(&cache)).map_err(|e| err(PROFILE_ANNOTATION, e))?;
         plan.filters.push(f);

@@ -13,8 +13,9 @@ use oci_spec::runtime::{
     LinuxPids, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
 };
 
+use crate::filter::{Action, ArgCondition, CmpOp, Width};
 use crate::landlock::{ANNOTATION as LANDLOCK_ANNOTATION, LandlockRules};
-use crate::profile::{NetworkMode, Profile};
+use crate::profile::{NetworkMode, Origin, Profile, SeccompRule};
 
 /// Annotation naming the profile applied.
 pub const PROFILE_ANNOTATION: &str = "run.warren.profile";
@@ -71,13 +72,76 @@ fn rlimit_type(name: &str, profile: &str) -> Result<PosixRlimitType, SpecError> 
 ///   inheritable and ambient empty;
 /// - `process.noNewPrivileges`;
 /// - `process.rlimits`: the profile's limits replace those of the same type, others stay;
-/// - `linux.resources`: memory (limit, swap), pids, cpu (quota, period, cpus, mems) where
-///   the profile sets them;
-/// - `linux.namespaces`: added or removed as the profile says; network: `none` and
-///   `loopback` need a new network namespace (refused if the spec joins an existing one),
-///   `host` removes it; a user namespace needs uid and gid mappings in the spec;
-/// - annotations: `run.warren.profile`, `run.warren.network`, `run.warren.workspace`, and
+/// - `linux.resources`: memory (limit, swap), pids and the CPU quota where the profile
+///   sets them, each only when lower than the spec's own; cpuset cpus and mems where the
+///   spec has none;
+/// - `linux.namespaces`: added or removed as the profile says, except that a namespace the
+///   spec joins by path (an engine's, such as a Kubernetes pod's) is kept as it is; network:
+///   `none` and `loopback` need a new network namespace, `host` removes it; a user
+///   namespace needs uid and gid mappings in the spec;
+/// - annotations: `run.warren.profile`, `run.warren.network` ([`POD_NETWORK`] in a joined
+///   network namespace), `run.warren.workspace`, and
 ///   `run.warren.landlock` (removed when the profile has no Landlock).
+/// `run.warren.network` for a container that joins a network namespace made by its
+/// engine (a Kubernetes pod): the runtime neither creates one nor touches interfaces.
+pub const POD_NETWORK: &str = "pod";
+
+/// The profile's `cgroup` value, or the spec's when that is already lower: a profile
+/// tightens limits an engine set, never loosens them (`None`, 0 or negative: no limit).
+fn tighter(existing: Option<i64>, profile: i64) -> i64 {
+    match existing {
+        Some(e) if e > 0 && (profile <= 0 || e < profile) => e,
+        _ => profile,
+    }
+}
+
+fn joins_network(namespaces: &[LinuxNamespace]) -> bool {
+    namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_some())
+}
+
+/// For a container that joins its engine's network namespace (a Kubernetes pod), where
+/// the profile cannot get a namespace of its own: network mode `none` is kept by refusing
+/// IPv4 and IPv6 sockets (EACCES) in the profile's seccomp filter instead. Unix sockets
+/// and netlink stay. Modes `loopback` and `host` get the pod's network as it is. Returns
+/// whether `profile` changed.
+pub fn confine_to_joined_network(profile: &mut Profile, spec: &Spec) -> bool {
+    let joined = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| joins_network(ns));
+    if !joined || profile.network != NetworkMode::None {
+        return false;
+    }
+    let origin = Origin {
+        file: format!(
+            "{}+pod-network",
+            profile.chain.last().map_or("", |s| s.as_str())
+        ),
+        line: 0,
+    };
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        profile.seccomp.rules.insert(
+            0,
+            SeccompRule {
+                syscalls: vec!["socket".to_owned()],
+                action: Action::Errno(libc::EACCES as u16),
+                args: vec![ArgCondition {
+                    index: 0,
+                    op: CmpOp::Eq,
+                    value: family as u64,
+                    width: Width::Bits32,
+                }],
+                origin: origin.clone(),
+            },
+        );
+    }
+    profile.chain.push("pod-network".to_owned());
+    true
+}
+
 pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError> {
     let name = profile.name.as_str();
     let process = spec
@@ -128,16 +192,25 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
     if c.memory.is_some() || c.memory_swap.is_some() {
         let mut m: LinuxMemory = (*resources.memory()).unwrap_or_default();
         if let Some(v) = c.memory {
-            m.set_limit(Some(v));
+            m.set_limit(Some(tighter(m.limit(), v)));
         }
         if let Some(v) = c.memory_swap {
-            m.set_swap(Some(v));
+            m.set_swap(Some(tighter(m.swap(), v)));
+        }
+        // memory+swap can never be below memory.
+        if let (Some(l), Some(sw)) = (m.limit(), m.swap())
+            && l > 0
+            && sw > 0
+            && sw < l
+        {
+            m.set_swap(Some(l));
         }
         resources.set_memory(Some(m));
     }
     if let Some(p) = c.pids {
+        let existing = resources.pids().as_ref().map(|x| x.limit());
         let mut pids = LinuxPids::default();
-        pids.set_limit(p);
+        pids.set_limit(tighter(existing, p));
         resources.set_pids(Some(pids));
     }
     if c.cpu_quota.is_some()
@@ -146,16 +219,37 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
         || c.cpuset_mems.is_some()
     {
         let mut cpu: LinuxCpu = resources.cpu().clone().unwrap_or_default();
-        if let Some(q) = c.cpu_quota {
-            cpu.set_quota(Some(q));
+        // The profile's share of CPU time replaces the spec's only when it is smaller.
+        let share = |q: Option<i64>, p: Option<u64>| match q {
+            Some(q) if q > 0 => Some(q as f64 / p.filter(|p| *p > 0).unwrap_or(100_000) as f64),
+            _ => None,
+        };
+        let theirs = share(cpu.quota(), cpu.period());
+        let ours = share(c.cpu_quota.or(cpu.quota()), c.cpu_period.or(cpu.period()));
+        if c.cpu_quota.is_some() || c.cpu_period.is_some() {
+            let take = match (theirs, ours) {
+                (Some(t), Some(o)) => o < t,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if take {
+                if let Some(q) = c.cpu_quota {
+                    cpu.set_quota(Some(q));
+                }
+                if let Some(p) = c.cpu_period {
+                    cpu.set_period(Some(p));
+                }
+            }
         }
-        if let Some(p) = c.cpu_period {
-            cpu.set_period(Some(p));
-        }
-        if let Some(s) = &c.cpuset_cpus {
+        // CPU and memory node pinning the spec already has (an orchestrator's) stays.
+        if let Some(s) = &c.cpuset_cpus
+            && cpu.cpus().as_deref().is_none_or(str::is_empty)
+        {
             cpu.set_cpus(Some(s.clone()));
         }
-        if let Some(s) = &c.cpuset_mems {
+        if let Some(s) = &c.cpuset_mems
+            && cpu.mems().as_deref().is_none_or(str::is_empty)
+        {
             cpu.set_mems(Some(s.clone()));
         }
         resources.set_cpu(Some(cpu));
@@ -177,26 +271,14 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
             Some(profile.network != NetworkMode::Host),
         ),
     ];
+    // A namespace the spec joins by path (a Kubernetes pod's network, IPC or pid
+    // namespace) belongs to the engine: a profile neither drops nor replaces it.
+    let joined_net = joins_network(&namespaces);
     for (typ, want) in wanted {
         match want {
             None => {}
-            Some(false) => namespaces.retain(|n| n.typ() != typ),
+            Some(false) => namespaces.retain(|n| n.typ() != typ || n.path().is_some()),
             Some(true) => match namespaces.iter().find(|n| n.typ() == typ) {
-                Some(existing)
-                    if typ == LinuxNamespaceType::Network && existing.path().is_some() =>
-                {
-                    return Err(SpecError::Conflict {
-                        profile: name.to_owned(),
-                        message: format!(
-                            "network mode {} needs a new network namespace, the spec joins {}",
-                            profile.network.as_str(),
-                            existing
-                                .path()
-                                .as_ref()
-                                .map_or(String::new(), |p| p.display().to_string())
-                        ),
-                    });
-                }
                 Some(_) => {}
                 None => {
                     let mut n = LinuxNamespace::default();
@@ -219,10 +301,13 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
 
     let annotations = spec.annotations_mut().get_or_insert_with(Default::default);
     annotations.insert(PROFILE_ANNOTATION.to_owned(), profile.name.clone());
-    annotations.insert(
-        NETWORK_ANNOTATION.to_owned(),
-        profile.network.as_str().to_owned(),
-    );
+    // In a joined network namespace the runtime leaves the interfaces alone.
+    let mode = if joined_net {
+        POD_NETWORK
+    } else {
+        profile.network.as_str()
+    };
+    annotations.insert(NETWORK_ANNOTATION.to_owned(), mode.to_owned());
     match &profile.workspace {
         Some(w) => annotations.insert(WORKSPACE_ANNOTATION.to_owned(), w.display().to_string()),
         None => annotations.remove(WORKSPACE_ANNOTATION),
@@ -339,20 +424,116 @@ mod tests {
         );
     }
 
-    #[test]
-    fn conflicts_are_refused() {
-        // Network mode none, but the spec joins an existing network namespace.
+    fn pod_spec() -> Spec {
         let mut s = spec();
-        let mut joined = LinuxNamespace::default();
-        joined.set_typ(LinuxNamespaceType::Network);
-        joined.set_path(Some("/run/netns/cni-1".into()));
-        s.linux_mut()
+        let mut nss = Vec::new();
+        for (typ, path) in [
+            (LinuxNamespaceType::Network, Some("/run/netns/cni-1")),
+            (LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc")),
+            (LinuxNamespaceType::Pid, None),
+            (LinuxNamespaceType::Mount, None),
+        ] {
+            let mut n = LinuxNamespace::default();
+            n.set_typ(typ);
+            n.set_path(path.map(Into::into));
+            nss.push(n);
+        }
+        let linux = s.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(nss));
+        let mut mem = LinuxMemory::default();
+        mem.set_limit(Some(128 << 20));
+        let mut pids = LinuxPids::default();
+        pids.set_limit(100);
+        let mut cpu = LinuxCpu::default();
+        cpu.set_quota(Some(50_000)).set_period(Some(100_000));
+        let mut r = LinuxResources::default();
+        r.set_memory(Some(mem))
+            .set_pids(Some(pids))
+            .set_cpu(Some(cpu));
+        linux.set_resources(Some(r));
+        s
+    }
+
+    #[test]
+    fn joined_namespaces_and_engine_limits_stay() {
+        for name in ["agent", "experiment", "trusted"] {
+            let mut s = pod_spec();
+            apply_profile(&load_builtin(name).unwrap(), &mut s).unwrap();
+            let linux = s.linux().as_ref().unwrap();
+            let nss = linux.namespaces().as_ref().unwrap();
+            let path = |t| {
+                nss.iter()
+                    .find(|n| n.typ() == t)
+                    .and_then(|n| n.path().clone())
+            };
+            assert_eq!(
+                path(LinuxNamespaceType::Network),
+                Some("/run/netns/cni-1".into()),
+                "{name} keeps the pod network (never the host's)"
+            );
+            assert_eq!(
+                path(LinuxNamespaceType::Ipc),
+                Some("/proc/42/ns/ipc".into()),
+                "{name}"
+            );
+            let r = linux.resources().as_ref().unwrap();
+            assert_eq!(r.memory().unwrap().limit(), Some(128 << 20), "{name}");
+            assert_eq!(r.pids().as_ref().unwrap().limit(), 100, "{name}");
+            let cpu = r.cpu().as_ref().unwrap();
+            assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(100_000)));
+            assert_eq!(
+                s.annotations().as_ref().unwrap()[NETWORK_ANNOTATION],
+                POD_NETWORK
+            );
+        }
+    }
+
+    #[test]
+    fn profile_limits_tighten_an_engine_s_looser_ones() {
+        let mut s = pod_spec();
+        let r = s
+            .linux_mut()
             .as_mut()
             .unwrap()
-            .set_namespaces(Some(vec![joined]));
-        let err = apply_profile(&load_builtin("agent").unwrap(), &mut s).unwrap_err();
-        assert!(err.to_string().contains("/run/netns/cni-1"), "{err}");
+            .resources_mut()
+            .as_mut()
+            .unwrap();
+        let mut mem = LinuxMemory::default();
+        mem.set_limit(Some(64 << 30)).set_swap(Some(64 << 30));
+        r.set_memory(Some(mem));
+        let mut pids = LinuxPids::default();
+        pids.set_limit(0);
+        r.set_pids(Some(pids));
+        r.set_cpu(None);
+        let agent = load_builtin("agent").unwrap();
+        apply_profile(&agent, &mut s).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let m = r.memory().unwrap();
+        assert_eq!(m.limit(), agent.cgroup.memory, "agent's limit is lower");
+        assert!(m.swap().unwrap() >= m.limit().unwrap());
+        assert_eq!(Some(r.pids().as_ref().unwrap().limit()), agent.cgroup.pids);
+    }
 
+    #[test]
+    fn network_none_in_a_pod_refuses_inet_sockets() {
+        let s = pod_spec();
+        let mut agent = load_builtin("agent").unwrap();
+        assert!(confine_to_joined_network(&mut agent, &s));
+        assert!(
+            !agent.is_unmodified_builtin(),
+            "the precompiled filter no longer fits"
+        );
+        let first = &agent.seccomp.rules[0];
+        assert_eq!(first.syscalls, ["socket"]);
+        assert_eq!(first.action, Action::Errno(libc::EACCES as u16));
+        let mut experiment = load_builtin("experiment").unwrap();
+        assert!(!confine_to_joined_network(&mut experiment, &s));
+        let mut agent = load_builtin("agent").unwrap();
+        assert!(!confine_to_joined_network(&mut agent, &spec()), "own netns");
+    }
+
+    #[test]
+    fn conflicts_are_refused() {
         // A user namespace without mappings.
         let p = load_str(
             "u",

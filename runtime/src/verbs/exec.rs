@@ -89,6 +89,9 @@ fn build_process(spec: &Spec, o: &ExecOpts) -> Result<Process> {
         if o.tty {
             p.set_terminal(Some(true));
         }
+        let mut env = p.env().clone().unwrap_or_default();
+        crate::devices::add_device_env(spec, &mut env);
+        p.set_env(Some(env));
         return Ok(p);
     }
     if o.args.is_empty() {

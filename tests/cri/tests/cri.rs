@@ -16,45 +16,13 @@ use warren_cri_tests::{ContainerOpts, Node, NodeOptions, PodSpec};
 
 const AGENT: &str = "warren.dev/profile";
 
-const BUG_NETNS: &str = "sandbox::prepare → warren_sandbox::spec::apply_profile refuses network mode none/loopback when the spec joins a netns by path (every CRI sandbox and container), so RunPodSandbox fails";
-const BUG_HOSTNET: &str = "apply_profile drops the network namespace for network mode host even when the spec joins the pod's netns by path: the pause runs in the host netns and the pod gets host networking from an annotation";
-const BUG_LIMITS: &str = "apply_profile replaces linux.resources memory/pids/cpu with the profile's values instead of the minimum of the profile's and the pod's (agent's 4 GiB raises a 128 MiB Kubernetes limit)";
-const BUG_CDI_EXEC_ENV: &str = "warren-runtime applies CDI env edits to its copy of the spec only; exec --process gets containerd's process spec without them";
-
 #[derive(Default)]
 struct Checks {
     passed: usize,
     failed: Vec<String>,
-    known: Vec<String>,
 }
 
 impl Checks {
-    /// A check of behaviour that warren-runtime gets wrong today (reported to the runtime's
-    /// owner): a failure prints `not ok - NAME # TODO …` and does not fail the test unless
-    /// `WARREN_CRI_STRICT=1`; a pass says the marker can go.
-    fn known_bug<T>(&mut self, name: &str, bug: &str, f: impl FnOnce() -> Result<T>) -> Option<T> {
-        if std::env::var_os("WARREN_CRI_STRICT").is_some_and(|v| v == "1") {
-            return self.check(name, f);
-        }
-        match f() {
-            Ok(v) => {
-                println!(
-                    "ok - {name} # TODO known bug no longer shows: make this check strict ({bug})"
-                );
-                self.passed += 1;
-                Some(v)
-            }
-            Err(e) => {
-                println!("not ok - {name} # TODO known runtime bug: {bug}");
-                for l in format!("{e:#}").lines() {
-                    println!("#   {l}");
-                }
-                self.known.push(name.to_owned());
-                None
-            }
-        }
-    }
-
     fn check<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Option<T> {
         match f() {
             Ok(v) => {
@@ -439,9 +407,8 @@ fn kubernetes_pods_under_warren_through_cri() {
             Ok(())
         },
     );
-    let agent = c.known_bug(
+    let agent = c.check(
         "pod with warren.dev/profile: agent runs (pause and container)",
-        BUG_NETNS,
         || {
             let p = node.run_pod(&PodSpec::new("agent", "warren").annotate(AGENT, "agent"))?;
             let id = node.start_container(
@@ -485,14 +452,29 @@ fn kubernetes_pods_under_warren_through_cri() {
                 Ok(())
             },
         );
-        c.known_bug(
+        c.check(
             "agent profile tightens, never loosens, the pod's limits (memory 128 MiB stays)",
-            BUG_LIMITS,
             || {
                 let (_, info) = node.cri().container_status(id)?;
                 let pid = info_pid(&info).ok_or_else(|| anyhow!("no pid"))?;
                 let limit = cgroup_file(pid, "memory", "memory.limit_in_bytes")?;
                 ensure!(limit == (128u64 << 20).to_string(), "memory limit {limit}");
+                Ok(())
+            },
+        );
+        c.check(
+            "agent profile in a pod: network none holds (no IPv4/IPv6 sockets, UDP included)",
+            || {
+                // nslookup sends UDP, which Landlock does not cover: only the filter stops it.
+                let r = exec(
+                    &node,
+                    id,
+                    "nslookup -timeout=1 example.com 127.0.0.1 2>&1; echo rc=$?",
+                )?;
+                ensure!(
+                    r.out().contains("Permission denied") && !r.out().contains("rc=0"),
+                    "a UDP socket was made under agent in a pod: {r:?}"
+                );
                 Ok(())
             },
         );
@@ -513,9 +495,8 @@ fn kubernetes_pods_under_warren_through_cri() {
         );
     }
 
-    c.known_bug(
+    c.check(
         "a network-host profile (trusted) in a pod keeps the pod network namespace",
-        BUG_HOSTNET,
         || {
             // trusted with this host's nofile limit (raising it needs CAP_SYS_RESOURCE)
             let prof = node.dir.join("hostnet.toml");
@@ -598,9 +579,8 @@ fn kubernetes_pods_under_warren_through_cri() {
         },
     );
     if let Some((p, id)) = cdi_pod {
-        c.known_bug(
+        c.check(
             "CDI env edits also reach exec'd processes (kubectl exec)",
-            BUG_CDI_EXEC_ENV,
             || {
                 let r = exec(&node, &id, "echo \"$WCRI_FAKE\"")?;
                 ensure!(
@@ -694,9 +674,6 @@ fn kubernetes_pods_under_warren_through_cri() {
         },
     );
 
-    if !c.known.is_empty() {
-        println!("# known runtime bugs (not counted): {:?}", c.known);
-    }
     println!("{} passed, {} failed", c.passed, c.failed.len());
     drop(node);
     assert!(c.failed.is_empty(), "failed: {:?}", c.failed);
