@@ -67,21 +67,6 @@ fn rlimit_type(name: &str, profile: &str) -> Result<PosixRlimitType, SpecError> 
     })
 }
 
-/// Applies `profile` to `spec`:
-/// - `process.capabilities`: bounding = effective = permitted = the profile's set;
-///   inheritable and ambient empty;
-/// - `process.noNewPrivileges`;
-/// - `process.rlimits`: the profile's limits replace those of the same type, others stay;
-/// - `linux.resources`: memory (limit, swap), pids and the CPU quota where the profile
-///   sets them, each only when lower than the spec's own; cpuset cpus and mems where the
-///   spec has none;
-/// - `linux.namespaces`: added or removed as the profile says, except that a namespace the
-///   spec joins by path (an engine's, such as a Kubernetes pod's) is kept as it is; network:
-///   `none` and `loopback` need a new network namespace, `host` removes it; a user
-///   namespace needs uid and gid mappings in the spec;
-/// - annotations: `run.warren.profile`, `run.warren.network` ([`POD_NETWORK`] in a joined
-///   network namespace), `run.warren.workspace`, and
-///   `run.warren.landlock` (removed when the profile has no Landlock).
 /// `run.warren.network` for a container that joins a network namespace made by its
 /// engine (a Kubernetes pod): the runtime neither creates one nor touches interfaces.
 pub const POD_NETWORK: &str = "pod";
@@ -142,6 +127,21 @@ pub fn confine_to_joined_network(profile: &mut Profile, spec: &Spec) -> bool {
     true
 }
 
+/// Applies `profile` to `spec`:
+/// - `process.capabilities`: bounding = effective = permitted = the profile's set;
+///   inheritable and ambient empty;
+/// - `process.noNewPrivileges`;
+/// - `process.rlimits`: the profile's limits replace those of the same type, others stay;
+/// - `linux.resources`: memory (limit, swap), pids and the CPU quota where the profile
+///   sets them, each only when lower than the spec's own; cpuset cpus and mems where the
+///   spec has none;
+/// - `linux.namespaces`: added or removed as the profile says, except that a namespace the
+///   spec joins by path (an engine's, such as a Kubernetes pod's) is kept as it is; network:
+///   `none` and `loopback` need a new network namespace, `host` removes it; a user
+///   namespace needs uid and gid mappings in the spec;
+/// - annotations: `run.warren.profile`, `run.warren.network` ([`POD_NETWORK`] in a joined
+///   network namespace), `run.warren.workspace`, and
+///   `run.warren.landlock` (removed when the profile has no Landlock).
 pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError> {
     let name = profile.name.as_str();
     let process = spec
