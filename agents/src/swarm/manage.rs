@@ -90,6 +90,8 @@ pub fn up(roots: &Roots, helpers: &Helpers, tools: &Tools, file: &Path) -> Resul
         }
     }
     let sdata = roots.swarm_data(&name);
+    // Logs start afresh with each `up` (workspaces are kept, like volumes).
+    let _ = std::fs::remove_dir_all(sdata.join("logs"));
     let agents: Vec<AgentPlan> = plan
         .agents
         .iter()

@@ -265,6 +265,9 @@ impl Supervisor {
             } else {
                 format!("{e} (and cleanup left: {})", left.join(", "))
             });
+            // The cleanup removed the run directory; `swarm up` reads the reason here and
+            // removes it again.
+            let _ = std::fs::create_dir_all(&self.dir);
             self.save();
             let _ = std::fs::remove_file(&socket);
             return Err(e);
