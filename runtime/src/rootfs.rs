@@ -46,6 +46,32 @@ pub fn ensure_cwd(spec: &Spec, rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates the profile's workspace (`run.warren.workspace`) in the rootfs when the image
+/// lacks it: under a read-only root it is bound onto itself, and must exist.
+pub fn ensure_workspace(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let Some(ws) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(warren_sandbox::spec::WORKSPACE_ANNOTATION))
+        .map(Path::new)
+    else {
+        return Ok(());
+    };
+    if !ws.is_absolute() || rootfs.join(ws.strip_prefix("/").unwrap_or(ws)).is_dir() {
+        return Ok(());
+    }
+    let root = pathrs::Root::open(rootfs).map_err(|e| RuntimeError::ConfigInvalid {
+        field: "root.path".into(),
+        msg: format!("open rootfs {}: {e}", rootfs.display()),
+    })?;
+    root.mkdir_all(ws, &fs::Permissions::from_mode(0o755))
+        .map_err(|e| RuntimeError::ConfigInvalid {
+            field: format!("annotations[{}]", warren_sandbox::spec::WORKSPACE_ANNOTATION),
+            msg: format!("create the workspace {} in the rootfs: {e}", ws.display()),
+        })?;
+    Ok(())
+}
+
 /// tmpfs mounts staged on the host for `tmpcopyup`; unmounted once the container's mount
 /// namespace holds them (or on failure).
 #[derive(Debug, Default)]

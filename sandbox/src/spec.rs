@@ -7,10 +7,11 @@
 //! the `run.warren.landlock` annotation for the init to apply.
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType,
-    LinuxPids, LinuxResources, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
+    LinuxPids, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
 };
 
 use crate::filter::{Action, ArgCondition, CmpOp, Width};
@@ -127,6 +128,45 @@ pub fn confine_to_joined_network(profile: &mut Profile, spec: &Spec) -> bool {
     true
 }
 
+/// Makes the root read-only, keeping writable what the profile lets the workload write:
+/// a tmpfs on `/tmp` and the workspace (bound from the rootfs onto itself when no mount
+/// of the spec provides it; the runtime creates the directory if the image lacks it).
+fn readonly_root(profile: &Profile, spec: &mut Spec) {
+    let root_path = {
+        let root = spec.root_mut().get_or_insert_with(Default::default);
+        root.set_readonly(Some(true));
+        root.path().clone()
+    };
+    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+    let has_mount = |mounts: &[Mount], dest: &Path| {
+        mounts
+            .iter()
+            .any(|m| dest.starts_with(m.destination()) && m.destination() != Path::new("/"))
+    };
+    let tmp = Path::new("/tmp");
+    if !has_mount(&mounts, tmp) {
+        let mut m = Mount::default();
+        m.set_destination(tmp.to_owned())
+            .set_typ(Some("tmpfs".to_owned()))
+            .set_source(Some("tmpfs".into()))
+            .set_options(Some(
+                ["nosuid", "nodev", "mode=1777"].map(String::from).to_vec(),
+            ));
+        mounts.push(m);
+    }
+    if let Some(ws) = &profile.workspace
+        && !has_mount(&mounts, ws)
+    {
+        let mut m = Mount::default();
+        m.set_destination(ws.clone())
+            .set_typ(Some("bind".to_owned()))
+            .set_source(Some(root_path.join(ws.strip_prefix("/").unwrap_or(ws))))
+            .set_options(Some(["rbind", "rw"].map(String::from).to_vec()));
+        mounts.push(m);
+    }
+    spec.set_mounts(Some(mounts));
+}
+
 /// Applies `profile` to `spec`:
 /// - `process.capabilities`: bounding = effective = permitted = the profile's set;
 ///   inheritable and ambient empty;
@@ -141,7 +181,9 @@ pub fn confine_to_joined_network(profile: &mut Profile, spec: &Spec) -> bool {
 ///   namespace needs uid and gid mappings in the spec;
 /// - annotations: `run.warren.profile`, `run.warren.network` ([`POD_NETWORK`] in a joined
 ///   network namespace), `run.warren.workspace`, and
-///   `run.warren.landlock` (removed when the profile has no Landlock).
+///   `run.warren.landlock` (removed when the profile has no Landlock);
+/// - with `readonly_root`: `root.readonly`, a tmpfs on `/tmp` and the workspace bound
+///   from the rootfs onto itself, each unless a mount of the spec already covers it.
 pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError> {
     let name = profile.name.as_str();
     let process = spec
@@ -298,6 +340,9 @@ pub fn apply_profile(profile: &Profile, spec: &mut Spec) -> Result<(), SpecError
         });
     }
     linux.set_namespaces(Some(namespaces));
+    if profile.readonly_root {
+        readonly_root(profile, spec);
+    }
 
     let annotations = spec.annotations_mut().get_or_insert_with(Default::default);
     annotations.insert(PROFILE_ANNOTATION.to_owned(), profile.name.clone());

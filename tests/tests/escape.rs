@@ -6,9 +6,11 @@
 //!
 //! Scenarios, each in its own containers, run in parallel:
 //! * **battery**: the attempts of [`BATTERY`] in one container (each in its own forked
-//!   process), on a writable rootfs so that Landlock, not a read-only mount, is what stops
-//!   writes; the same attempts in a control container with agent's capabilities and no
-//!   profile show what the profile adds (the `without profile` column, informational);
+//!   process) under agent, whose root is read-only; again under a profile extending agent
+//!   with a writable root, so that Landlock alone is what stops writes (less the metadata
+//!   changes Landlock has no rights for); the same attempts in a control container with
+//!   agent's capabilities and no profile show what the profile adds (the `without
+//!   profile` column, informational);
 //! * **TCP allowlist**: a user profile `extends = "agent"` with the loopback network,
 //!   connect+bind on 8080 and bind only on 9090 — 8080 works, connect to 9090 (listening)
 //!   and bind or connect on 7070 are refused by Landlock;
@@ -313,52 +315,112 @@ fn run_attack(
     Ok(out)
 }
 
+/// A user profile: agent with a writable root, so that Landlock alone stops the writes.
+const WRITABLE_ROOT_PROFILE: &str = r#"# e2e: agent without the read-only root
+extends = "agent"
+description = "agent on a writable root (escape battery: Landlock alone)"
+readonly_root = false
+"#;
+
+/// Metadata changes Landlock (up to ABI 7) has no rights for: only agent's read-only root
+/// stops them, so the writable-root run leaves them out.
+const METADATA_ATTEMPTS: &[&str] = &[
+    "chmod_outside",
+    "chown_outside",
+    "utime_outside",
+    "setxattr_outside",
+];
+
+/// The battery under agent (read-only root: the mount refuses many writes before
+/// Landlock is asked, so EROFS counts as well) and under agent with a writable root
+/// (Landlock alone must refuse them, with the exact errno), plus the control.
 fn battery(rt: &Runtime, attack: &Path) -> Result<Vec<Row>> {
     let names: Vec<&str> = BATTERY.iter().map(|a| a.name).collect();
     let mut args = vec!["/attack", "run"];
     args.extend(&names);
-    let (agent, control) = std::thread::scope(|s| {
+    let dir =
+        tempfile::tempdir().map_err(|e| HarnessError::Other(format!("create a temp dir: {e}")))?;
+    let rw_profile = dir.path().join("agent-writable-root.toml");
+    std::fs::write(&rw_profile, WRITABLE_ROOT_PROFILE)
+        .map_err(|e| HarnessError::Other(format!("write {}: {e}", rw_profile.display())))?;
+    let rw_profile = rw_profile.to_string_lossy().into_owned();
+    let (agent, writable, control) = std::thread::scope(|s| {
         let c = s.spawn(|| run_attack(rt, attack, None, "esc-ctl", &args, |_| Ok(())));
+        let w = s.spawn(|| run_attack(rt, attack, Some(&rw_profile), "esc-rw", &args, |_| Ok(())));
         let a = run_attack(rt, attack, Some("agent"), "esc", &args, |_| Ok(()));
-        (a, c.join())
+        (a, w.join(), c.join())
     });
     let agent = agent?;
     ensure!(
         agent.success(),
         "the battery container failed under agent: {agent}"
     );
+    let writable = match writable {
+        Ok(r) => r?,
+        Err(_) => return Err(HarnessError::Other("writable-root battery panicked".into())),
+    };
+    ensure!(
+        writable.success(),
+        "the battery container failed under agent with a writable root: {writable}"
+    );
     let control = match control {
         Ok(Ok(o)) => results(&o),
         _ => BTreeMap::new(),
     };
-    let got = results(&agent);
-    Ok(BATTERY
+    let mut rows = rows_for(&results(&agent), &control, true);
+    rows.extend(rows_for(&results(&writable), &control, false));
+    Ok(rows)
+}
+
+fn rows_for(
+    got: &BTreeMap<String, String>,
+    control: &BTreeMap<String, String>,
+    readonly_root: bool,
+) -> Vec<Row> {
+    BATTERY
         .iter()
+        .filter(|at| readonly_root || !METADATA_ATTEMPTS.contains(&at.name))
         .map(|at| {
             let observed = got
                 .get(at.name)
                 .cloned()
                 .unwrap_or_else(|| "no result".into());
             let absent = at.host_path.is_some_and(|p| !Path::new(p).exists());
-            let expect: &[&str] = if absent { &["ENOENT"] } else { at.expect };
+            let mut expect: Vec<&str> = if absent {
+                vec!["ENOENT"]
+            } else {
+                at.expect.to_vec()
+            };
+            let landlock = at.by.starts_with("Landlock");
+            if readonly_root && landlock && !expect.contains(&"EROFS") {
+                expect.push("EROFS");
+            }
             let denied = expect
                 .iter()
                 .any(|e| observed == format!("{} {e}", at.step));
             Row {
-                attempt: at.name.into(),
+                attempt: if readonly_root {
+                    at.name.into()
+                } else {
+                    format!("{} (writable root)", at.name)
+                },
                 what: at.what.into(),
                 expected: if absent {
                     format!("{} ENOENT (not in this kernel)", at.step)
                 } else {
-                    format!("{} {}", at.step, at.expect.join(" or "))
+                    format!("{} {}", at.step, expect.join(" or "))
                 },
                 observed,
-                by: at.by.into(),
+                by: if readonly_root && landlock {
+                    format!("read-only root, {}", at.by)
+                } else {
+                    at.by.into()
+                },
                 control: control.get(at.name).cloned().unwrap_or_else(|| "-".into()),
                 denied,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// A user profile extending agent with the loopback network, TCP 8080 (bind+connect) and

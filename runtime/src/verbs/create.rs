@@ -215,6 +215,7 @@ fn create_in(
     };
     dir.save_spec(&cfg.spec)?;
     crate::rootfs::ensure_cwd(&cfg.spec, cfg.rootfs())?;
+    crate::rootfs::ensure_workspace(&cfg.spec, cfg.rootfs())?;
     // The spec libcontainer sees: tmpcopyup mounts become binds of staged tmpfs copies.
     let mut lc_spec = cfg.spec.clone();
     let mut copyups = crate::rootfs::stage_copyups(&mut lc_spec, cfg.rootfs(), &dir.dir)?;

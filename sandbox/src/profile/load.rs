@@ -264,6 +264,7 @@ fn canonical_label(layer: &Layer) -> String {
 struct Acc {
     description: Option<String>,
     no_new_privs: Option<bool>,
+    readonly_root: Option<bool>,
     workspace: Option<(PathBuf, Origin)>,
     namespaces: Namespaces,
     network: Option<NetworkMode>,
@@ -309,6 +310,9 @@ fn apply_layer(ctx: &Ctx<'_>, raw: &RawProfile, acc: &mut Acc) -> Result<(), Pro
     }
     if let Some(n) = raw.no_new_privs {
         acc.no_new_privs = Some(n);
+    }
+    if let Some(r) = raw.readonly_root {
+        acc.readonly_root = Some(r);
     }
     if let Some(w) = &raw.workspace {
         let path = PathBuf::from(w.get_ref());
@@ -898,6 +902,7 @@ fn finish(
         chain,
         description: acc.description.unwrap_or_default(),
         no_new_privs: acc.no_new_privs.unwrap_or(true),
+        readonly_root: acc.readonly_root.unwrap_or(false),
         workspace: acc.workspace.map(|(p, _)| p),
         namespaces: acc.namespaces,
         network: acc.network.unwrap_or_default(),

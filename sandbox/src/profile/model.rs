@@ -188,6 +188,10 @@ pub struct Profile {
     pub description: String,
     /// Set `no_new_privs` (setuid binaries and file capabilities stop working).
     pub no_new_privs: bool,
+    /// Mount the container's root filesystem read-only. Landlock (up to ABI 7) cannot stop
+    /// chmod, chown, utimes or xattr changes, so this is what keeps the image's files as
+    /// they were; the workspace and a fresh tmpfs on `/tmp` stay writable.
+    pub readonly_root: bool,
     /// The writable workspace inside the container (granted read-write by Landlock).
     pub workspace: Option<PathBuf>,
     /// Namespaces.

@@ -13,6 +13,7 @@ pub(super) struct RawProfile {
     pub extends: Option<Spanned<String>>,
     pub description: Option<String>,
     pub no_new_privs: Option<bool>,
+    pub readonly_root: Option<bool>,
     pub workspace: Option<Spanned<String>>,
     pub namespaces: Option<RawNamespaces>,
     pub network: Option<RawNetwork>,
