@@ -4,6 +4,8 @@
 #                                                            every exec of the runtime is
 #                                                            on the container start path)
 #   target/release/warren                                    the user CLI
+#   target/release/warren-poold, warren-swarmd               pool daemon, swarm supervisor
+#   target/bin/warren-pool-init                              static: runs in any image
 # and links them into target/bin/.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,10 +15,17 @@ TRIPLE=x86_64-unknown-linux-gnu
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
 RUSTFLAGS="${WARREN_RUNTIME_RUSTFLAGS:--C target-feature=+crt-static -C relocation-model=static}" \
   cargo build --release --locked -p warren-runtime --target "$TRIPLE"
-cargo build --release --locked -p warren-cli -p warren-benches
+cargo build --release --locked -p warren-cli -p warren-benches -p warren-agents
+# The pool init runs inside any image, so it is static; the flag applies to its link only,
+# and the copy in target/bin survives later non-static builds of the package.
+cargo rustc --release --locked -p warren-agents --bin warren-pool-init -- -C target-feature=+crt-static
 mkdir -p target/bin
 ln -sf "../$TRIPLE/release/warren-runtime" target/bin/warren-runtime
 ln -sf ../release/warren target/bin/warren
 ln -sf ../release/warren-monitor target/bin/warren-monitor
 ln -sf ../release/warren-lifecycle-bench target/bin/warren-lifecycle-bench
+ln -sf ../release/warren-poold target/bin/warren-poold
+ln -sf ../release/warren-swarmd target/bin/warren-swarmd
+ln -sf ../release/warren-agents-bench target/bin/warren-agents-bench
+rm -f target/bin/warren-pool-init && cp target/release/warren-pool-init target/bin/warren-pool-init
 echo "built: target/bin/warren-runtime target/bin/warren"

@@ -97,7 +97,7 @@ fn pool_of_4_serves_1000_execs_from_8_callers() {
                         String::from_utf8_lossy(&out.stderr)
                     );
                     assert_eq!(out.stderr, format!("err-{k}\n").into_bytes(), "exec {k}");
-                    assert_eq!(out.result.exit_code, (k % 5) as i32, "exec {k}");
+                    assert_eq!(out.result.exit_code, k % 5, "exec {k}");
                     assert!(!out.result.timed_out && !out.result.oom_killed);
                 }
             })
