@@ -446,50 +446,121 @@ fn pump(ctl: &mut UnixStream, s: &mut Stream, lim: &mut Limits) -> io::Result<bo
     }
 }
 
-fn run_one(ctl: &mut UnixStream, sigfd: &OwnedFd, s: &Spawn) -> io::Result<()> {
-    let start = Instant::now();
-    let p = match prepare(s) {
-        Ok(p) => p,
-        Err((errno, what)) => {
-            spawn_failed(ctl, errno, &what)?;
-            return send_clean(ctl, sigfd);
-        }
+fn is_dir(path: &CString) -> Result<bool, i32> {
+    // SAFETY: stat into a zeroed struct on our stack with a NUL-terminated path.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// Starts the command with `posix_spawn` (glibc's `clone(CLONE_VM | CLONE_VFORK)` on a
+/// stack of its own: no copy of our page tables, exec errors returned directly).
+fn spawn_fast(
+    p: &Prepared,
+    s: &Spawn,
+    fds: [RawFd; 3],
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> Result<i32, (i32, String)> {
+    let arg0 = String::from_utf8_lossy(&s.argv[0]).into_owned();
+    let cwd_msg = || format!("chdir {}", String::from_utf8_lossy(&s.cwd));
+    // Checked here, so that a bad working directory is not taken for a missing command.
+    match is_dir(&p.cwd) {
+        Ok(true) => {}
+        Ok(false) => return Err((libc::ENOTDIR, cwd_msg())),
+        Err(e) => return Err((e, cwd_msg())),
+    }
+    let Some(cmd) = p
+        .candidates
+        .iter()
+        .find(|c| matches!(is_dir(c), Ok(false)))
+    else {
+        return Err((libc::ENOENT, arg0));
     };
-    let argv = ptrs(&p.argv);
-    let envp = ptrs(&p.env);
-    let cands = ptrs(&p.candidates);
-    let (in_r, in_w) = pipe()?;
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (errp_r, errp_w) = pipe()?;
+    // SAFETY: plain-data structures initialised by the *_init calls below before use.
+    let mut fa: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut attr: libc::posix_spawnattr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: empty and full signal sets initialised by sigemptyset/sigfillset.
+    let (mut none, mut all): (libc::sigset_t, libc::sigset_t) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer is to a live local or to NUL-terminated strings and
+    // NULL-terminated arrays prepared by the caller; the file actions and attributes are
+    // initialised before use and destroyed after.
+    let r = unsafe {
+        libc::sigemptyset(&mut none);
+        libc::sigfillset(&mut all);
+        libc::posix_spawn_file_actions_init(&mut fa);
+        libc::posix_spawnattr_init(&mut attr);
+        libc::posix_spawn_file_actions_adddup2(&mut fa, fds[0], 0);
+        libc::posix_spawn_file_actions_adddup2(&mut fa, fds[1], 1);
+        libc::posix_spawn_file_actions_adddup2(&mut fa, fds[2], 2);
+        libc::posix_spawn_file_actions_addchdir_np(&mut fa, p.cwd.as_ptr());
+        libc::posix_spawnattr_setflags(
+            &mut attr,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short
+                | libc::POSIX_SPAWN_SETSID,
+        );
+        libc::posix_spawnattr_setsigmask(&mut attr, &none);
+        libc::posix_spawnattr_setsigdefault(&mut attr, &all);
+        let r = libc::posix_spawn(
+            &mut pid,
+            cmd.as_ptr(),
+            &fa,
+            &attr,
+            argv.as_ptr() as *const *mut libc::c_char,
+            envp.as_ptr() as *const *mut libc::c_char,
+        );
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        libc::posix_spawnattr_destroy(&mut attr);
+        r
+    };
+    if r != 0 {
+        return Err((r, arg0));
+    }
+    Ok(pid)
+}
+
+/// Starts the command with `fork`, for what `posix_spawn` cannot do (another user).
+fn spawn_forked(
+    p: &Prepared,
+    s: &Spawn,
+    fds: [&OwnedFd; 3],
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    cands: &[*const libc::c_char],
+) -> Result<i32, (i32, String)> {
+    let (errp_r, errp_w) = pipe().map_err(|e| (e.raw_os_error().unwrap_or(libc::EIO), "pipe".to_owned()))?;
     // SAFETY: we are single-threaded, so the child may run the async-signal-safe code in
     // `child` until execve.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        let e = last_errno();
-        spawn_failed(ctl, e, "fork")?;
-        return send_clean(ctl, sigfd);
+        return Err((last_errno(), "fork".into()));
     }
     if pid == 0 {
         // SAFETY: the forked child; all pointers were prepared above and stay valid.
         unsafe {
             child(
                 [
-                    in_r.as_raw_fd(),
-                    out_w.as_raw_fd(),
-                    err_w.as_raw_fd(),
+                    fds[0].as_raw_fd(),
+                    fds[1].as_raw_fd(),
+                    fds[2].as_raw_fd(),
                     errp_w.as_raw_fd(),
                 ],
-                &argv,
-                &envp,
-                &cands,
+                argv,
+                envp,
+                cands,
                 p.cwd.as_ptr(),
                 s.uid,
                 s.gid,
             )
         }
     }
-    drop((in_r, out_w, err_w, errp_w));
+    drop(errp_w);
     // The error pipe closes on a successful execve (O_CLOEXEC) or carries errno+stage.
     let mut errp = std::fs::File::from(errp_r);
     let mut b = [0u8; 8];
@@ -507,17 +578,56 @@ fn run_one(ctl: &mut UnixStream, sigfd: &OwnedFd, s: &Spawn) -> io::Result<()> {
             Err(_) => break,
         }
     }
-    if got == b.len() {
-        let errno = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let stage = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        let what = match stage {
-            STAGE_EXEC => String::from_utf8_lossy(&s.argv[0]).into_owned(),
-            STAGE_CWD => format!("chdir {}", String::from_utf8_lossy(&s.cwd)),
-            other => stage_name(other).to_owned(),
-        };
-        spawn_failed(ctl, errno, &what)?;
-        return send_clean(ctl, sigfd);
+    if got < b.len() {
+        return Ok(pid);
     }
+    let mut st = 0;
+    // SAFETY: reaping our failed child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let errno = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let stage = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let what = match stage {
+        STAGE_EXEC => String::from_utf8_lossy(&s.argv[0]).into_owned(),
+        STAGE_CWD => format!("chdir {}", String::from_utf8_lossy(&s.cwd)),
+        other => stage_name(other).to_owned(),
+    };
+    Err((errno, what))
+}
+
+fn run_one(ctl: &mut UnixStream, sigfd: &OwnedFd, s: &Spawn) -> io::Result<()> {
+    let start = Instant::now();
+    let p = match prepare(s) {
+        Ok(p) => p,
+        Err((errno, what)) => {
+            spawn_failed(ctl, errno, &what)?;
+            return send_clean(ctl, sigfd);
+        }
+    };
+    let argv = ptrs(&p.argv);
+    let envp = ptrs(&p.env);
+    let cands = ptrs(&p.candidates);
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let spawned = if s.uid == wire::KEEP_ID && s.gid == wire::KEEP_ID {
+        spawn_fast(
+            &p,
+            s,
+            [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            &argv,
+            &envp,
+        )
+    } else {
+        spawn_forked(&p, s, [&in_r, &out_w, &err_w], &argv, &envp, &cands)
+    };
+    drop((in_r, out_w, err_w));
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err((errno, what)) => {
+            spawn_failed(ctl, errno, &what)?;
+            return send_clean(ctl, sigfd);
+        }
+    };
     let mut e = wire::Enc::default();
     e.i32(pid);
     wire::write_frame(ctl, Kind::Started, &e.0)?;
