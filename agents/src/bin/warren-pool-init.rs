@@ -473,11 +473,7 @@ fn spawn_fast(
         Ok(false) => return Err((libc::ENOTDIR, cwd_msg())),
         Err(e) => return Err((e, cwd_msg())),
     }
-    let Some(cmd) = p
-        .candidates
-        .iter()
-        .find(|c| matches!(is_dir(c), Ok(false)))
-    else {
+    let Some(cmd) = p.candidates.iter().find(|c| matches!(is_dir(c), Ok(false))) else {
         return Err((libc::ENOENT, arg0));
     };
     // SAFETY: plain-data structures initialised by the *_init calls below before use.
@@ -534,7 +530,8 @@ fn spawn_forked(
     envp: &[*const libc::c_char],
     cands: &[*const libc::c_char],
 ) -> Result<i32, (i32, String)> {
-    let (errp_r, errp_w) = pipe().map_err(|e| (e.raw_os_error().unwrap_or(libc::EIO), "pipe".to_owned()))?;
+    let (errp_r, errp_w) =
+        pipe().map_err(|e| (e.raw_os_error().unwrap_or(libc::EIO), "pipe".to_owned()))?;
     // SAFETY: we are single-threaded, so the child may run the async-signal-safe code in
     // `child` until execve.
     let pid = unsafe { libc::fork() };

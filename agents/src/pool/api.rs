@@ -142,6 +142,11 @@ pub struct PoolStatus {
     /// Being created.
     pub starting: usize,
     pub execs: u64,
+    /// Resets done, and their mean time (µs).
+    #[serde(default)]
+    pub resets: u64,
+    #[serde(default)]
+    pub reset_avg_us: u64,
     /// Sandboxes destroyed and replaced (a failed reset, a dead init, a watchdog kill).
     pub replaced: u64,
     pub daemon_pid: u32,

@@ -62,6 +62,8 @@ struct Daemon {
     reset_cv: Condvar,
     execs: AtomicU64,
     replaced: AtomicU64,
+    resets: AtomicU64,
+    reset_us: AtomicU64,
     stopping: AtomicBool,
     socket: PathBuf,
 }
@@ -110,6 +112,8 @@ pub fn run(o: &DaemonOptions) -> Result<()> {
         reset_cv: Condvar::new(),
         execs: AtomicU64::new(0),
         replaced: AtomicU64::new(0),
+        resets: AtomicU64::new(0),
+        reset_us: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         socket,
     });
@@ -257,7 +261,10 @@ impl Daemon {
             let t = Instant::now();
             match sb.reset(&self.ctx) {
                 Ok(c) => {
-                    tracing::debug!(id = %sb.id, us = t.elapsed().as_micros() as u64, ?c, "reset");
+                    let us = t.elapsed().as_micros() as u64;
+                    self.resets.fetch_add(1, Ordering::Relaxed);
+                    self.reset_us.fetch_add(us, Ordering::Relaxed);
+                    tracing::debug!(id = %sb.id, us, ?c, "reset");
                     let mut st = lock(&self.st);
                     st.busy -= 1;
                     if st.shutting {
@@ -349,6 +356,9 @@ impl Daemon {
             busy: st.busy,
             starting: st.starting,
             execs: self.execs.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
+            reset_avg_us: self.reset_us.load(Ordering::Relaxed)
+                / self.resets.load(Ordering::Relaxed).max(1),
             replaced: self.replaced.load(Ordering::Relaxed),
             daemon_pid: std::process::id(),
             created: self.ctx.cfg.created,

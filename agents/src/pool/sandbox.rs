@@ -55,6 +55,8 @@ pub struct Sandbox {
     /// Limits differ from the pool's (set for one exec).
     pub limits_changed: bool,
     pub execs: u64,
+    /// The cgroup files read around every exec, kept open.
+    files: cg::Files,
 }
 
 fn pool_err(ctx: &Ctx, msg: impl Into<String>) -> Error {
@@ -282,6 +284,7 @@ impl Sandbox {
         let base = ns::with_ns(&sns, &ctx.home, || reset::prepare(&ro, &mounts))?
             .map_err(|e| pool_err(ctx, format!("{id}: prepare: {e}")))?;
         let cgroup = ctx.rt.state_dir(&id)?.load()?.cgroup;
+        let files = cg::Files::open(&cgroup)?;
         partial.armed = false;
         Ok(Self {
             seq,
@@ -295,6 +298,7 @@ impl Sandbox {
             base,
             limits_changed: false,
             execs: 0,
+            files,
         })
     }
 
@@ -325,7 +329,7 @@ impl Sandbox {
 
     /// Counters that tell whether a limit fired during an exec.
     pub fn counters(&self) -> cg::Counters {
-        cg::counters(&self.cgroup)
+        self.files.counters()
     }
 
     /// Makes the sandbox as good as new after an exec: waits for the init's report that
@@ -360,7 +364,7 @@ impl Sandbox {
                 Err(e) => return Err(err(format!("the init did not report: {e}"))),
             }
         }
-        let pids = self.cgroup.pids().map_err(|e| err(e.to_string()))?;
+        let pids = self.files.pids().map_err(|e| err(e.to_string()))?;
         if pids != [self.pid] {
             return Err(err(format!(
                 "processes left in the cgroup: {pids:?} (init {})",
@@ -451,6 +455,99 @@ pub mod cg {
     pub struct Counters {
         pub oom_kills: u64,
         pub pids_max: u64,
+    }
+
+    /// `cgroup.procs`, the OOM and the pids event counters of one sandbox, open.
+    #[derive(Debug)]
+    pub struct Files {
+        procs: std::fs::File,
+        oom: Option<(std::fs::File, &'static str)>,
+        pids_events: Option<std::fs::File>,
+    }
+
+    fn read_at(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        buf.clear();
+        buf.resize(4096, 0);
+        let mut n = 0;
+        loop {
+            let k = f.read_at(&mut buf[n..], n as u64)?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+            if n == buf.len() {
+                buf.resize(n * 2, 0);
+            }
+        }
+        buf.truncate(n);
+        Ok(())
+    }
+
+    fn key_in(text: &[u8], key: &str) -> u64 {
+        String::from_utf8_lossy(text)
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0)
+    }
+
+    impl Files {
+        pub fn open(cg: &ContainerCgroup) -> Result<Self> {
+            let procs_dir = cg
+                .procs_dir()
+                .ok_or_else(|| Error::Invalid("the sandbox's cgroup has no process list".into()))?;
+            let p = procs_dir.join("cgroup.procs");
+            let procs = std::fs::File::open(&p).map_err(|e| Error::io("open", &p, e))?;
+            let oom = match cg.v1_dir("memory") {
+                Some(d) => std::fs::File::open(d.join("memory.oom_control"))
+                    .ok()
+                    .map(|f| (f, "oom_kill")),
+                None => cg.v2_dir().and_then(|d| {
+                    std::fs::File::open(d.join("memory.events"))
+                        .ok()
+                        .map(|f| (f, "oom_kill"))
+                }),
+            };
+            let pids_events = cg
+                .v1_dir("pids")
+                .or(cg.v2_dir())
+                .and_then(|d| std::fs::File::open(d.join("pids.events")).ok());
+            Ok(Self {
+                procs,
+                oom,
+                pids_events,
+            })
+        }
+
+        /// Processes in the sandbox's cgroup (it cannot make child cgroups: its cgroup
+        /// file system is read-only).
+        pub fn pids(&self) -> std::io::Result<Vec<i32>> {
+            let mut b = Vec::new();
+            read_at(&self.procs, &mut b)?;
+            Ok(String::from_utf8_lossy(&b)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect())
+        }
+
+        pub fn counters(&self) -> Counters {
+            let mut b = Vec::new();
+            let oom_kills = match &self.oom {
+                Some((f, key)) if read_at(f, &mut b).is_ok() => key_in(&b, key),
+                _ => 0,
+            };
+            let pids_max = match &self.pids_events {
+                Some(f) if read_at(f, &mut b).is_ok() => key_in(&b, "max"),
+                _ => 0,
+            };
+            Counters {
+                oom_kills,
+                pids_max,
+            }
+        }
     }
 
     pub fn counters(cg: &ContainerCgroup) -> Counters {
