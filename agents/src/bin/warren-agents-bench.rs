@@ -193,6 +193,9 @@ fn run(a: &Args, exe: &Path, helpers: &Helpers, roots: &Roots) -> Result<()> {
         wait_ready(roots, "bench", a.pool_size)?;
         let (lat1, _) = hammer(roots, "bench", &["true"], 1, 500, false)?;
         wait_ready(roots, "bench", a.pool_size)?;
+        // As many callers as CPUs: latency without the callers queueing for CPU.
+        let (lat2, wall2) = hammer(roots, "bench", &["true"], nproc, per, false)?;
+        wait_ready(roots, "bench", a.pool_size)?;
         let (latc, _) = hammer(roots, "bench", &["true"], a.callers, per / 4, true)?;
         println!(
             "## pool exec of `true`, acquire → result (pool of {})",
@@ -203,6 +206,7 @@ fn run(a: &Args, exe: &Path, helpers: &Helpers, roots: &Roots) -> Result<()> {
         println!("|---|---|---|---|---|---|---|---|");
         for (c, conn, v, w) in [
             (a.callers, "kept", &lat, Some(wall)),
+            (nproc, "kept", &lat2, Some(wall2)),
             (1, "kept", &lat1, None),
             (a.callers, "new per exec", &latc, None),
         ] {

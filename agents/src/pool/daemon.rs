@@ -2,12 +2,12 @@
 //! `pool.sock`, runs each exec in a free sandbox, resets it, and replaces any sandbox that
 //! fails.
 //!
-//! Threads: the accept loop (one thread per connection), one refill thread creating
-//! sandboxes up to the pool's size, two reset threads, and one waiting for SIGTERM/SIGINT.
-//! A sandbox is owned by exactly one of: the free list, a connection thread (one exec),
-//! the reset queue — so it never serves two callers at once.
+//! Threads: the accept loop, one thread per connection (which runs the exec and then
+//! resets the sandbox), one refill thread creating sandboxes up to the pool's size, and
+//! one waiting for SIGTERM/SIGINT. A sandbox is owned by exactly one of: the free list, the
+//! refill thread (while being made), a connection thread (one exec and its reset) — so it
+//! never serves two callers at once.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -35,7 +35,6 @@ pub struct DaemonOptions {
     pub helper: PathBuf,
 }
 
-const RESET_THREADS: usize = 2;
 /// How long a caller waits for a free sandbox by default.
 const DEFAULT_ACQUIRE_MS: u64 = 60_000;
 /// Added to an exec's time limit before the daemon stops trusting the init.
@@ -58,8 +57,8 @@ struct Daemon {
     ctx: Ctx,
     st: Mutex<State>,
     cv: Condvar,
-    resetq: Mutex<VecDeque<Sandbox>>,
-    reset_cv: Condvar,
+    /// Signalled when a sandbox becomes free (one waiter at a time).
+    avail: Condvar,
     execs: AtomicU64,
     replaced: AtomicU64,
     resets: AtomicU64,
@@ -108,8 +107,7 @@ pub fn run(o: &DaemonOptions) -> Result<()> {
         },
         st: Mutex::new(State::default()),
         cv: Condvar::new(),
-        resetq: Mutex::new(VecDeque::new()),
-        reset_cv: Condvar::new(),
+        avail: Condvar::new(),
         execs: AtomicU64::new(0),
         replaced: AtomicU64::new(0),
         resets: AtomicU64::new(0),
@@ -128,10 +126,6 @@ pub fn run(o: &DaemonOptions) -> Result<()> {
     };
     let r = d.clone();
     spawn("refill", Box::new(move || r.refill()))?;
-    for i in 0..RESET_THREADS {
-        let r = d.clone();
-        spawn(&format!("reset-{i}"), Box::new(move || r.resetter()))?;
-    }
     let r = d.clone();
     spawn("signals", Box::new(move || r.signals()))?;
     tracing::info!(pool = %d.ctx.cfg.name, size = d.ctx.cfg.size, "pool daemon ready");
@@ -225,7 +219,7 @@ impl Daemon {
                     st.last_error = None;
                     st.idle.push(sb);
                     drop(st);
-                    self.cv.notify_all();
+                    self.avail.notify_one();
                 }
                 Err(e) => {
                     tracing::warn!(seq, error = %e, "create sandbox");
@@ -240,51 +234,6 @@ impl Daemon {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-        }
-    }
-
-    fn resetter(self: Arc<Self>) {
-        if let Err(e) = ns::prepare_thread() {
-            tracing::error!(error = %e, "reset thread");
-            std::process::exit(1);
-        }
-        loop {
-            let mut sb = {
-                let mut q = lock(&self.resetq);
-                loop {
-                    if let Some(sb) = q.pop_front() {
-                        break sb;
-                    }
-                    q = self.reset_cv.wait(q).unwrap_or_else(|p| p.into_inner());
-                }
-            };
-            let t = Instant::now();
-            match sb.reset(&self.ctx) {
-                Ok(c) => {
-                    let us = t.elapsed().as_micros() as u64;
-                    self.resets.fetch_add(1, Ordering::Relaxed);
-                    self.reset_us.fetch_add(us, Ordering::Relaxed);
-                    tracing::debug!(id = %sb.id, us, ?c, "reset");
-                    let mut st = lock(&self.st);
-                    st.busy -= 1;
-                    if st.shutting {
-                        st.live -= 1;
-                        drop(st);
-                        sb.destroy(&self.ctx);
-                    } else {
-                        st.idle.push(sb);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(id = %sb.id, error = %e, "reset failed; replacing the sandbox");
-                    sb.destroy(&self.ctx);
-                    self.replaced.fetch_add(1, Ordering::Relaxed);
-                    let mut st = lock(&self.st);
-                    st.busy -= 1;
-                    st.live -= 1;
-                }
-            }
-            self.cv.notify_all();
         }
     }
 
@@ -319,19 +268,43 @@ impl Daemon {
                 ));
             }
             st = self
-                .cv
+                .avail
                 .wait_timeout(st, end - now)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
-    /// Hands a sandbox back: to the reset threads, or destroyed when it cannot be trusted.
-    fn release(&self, sb: Sandbox, healthy: bool) {
+    /// Takes a sandbox back after an exec: reset here, in the connection's thread (no
+    /// hand-off to another thread), then free again; destroyed (and replaced by the refill
+    /// thread) when it cannot be trusted or its reset fails.
+    fn release(&self, mut sb: Sandbox, healthy: bool) {
         if healthy {
-            lock(&self.resetq).push_back(sb);
-            self.reset_cv.notify_one();
-            return;
+            let t = Instant::now();
+            match sb.reset(&self.ctx) {
+                Ok(c) => {
+                    let us = t.elapsed().as_micros() as u64;
+                    self.resets.fetch_add(1, Ordering::Relaxed);
+                    self.reset_us.fetch_add(us, Ordering::Relaxed);
+                    tracing::debug!(id = %sb.id, us, ?c, "reset");
+                    let mut st = lock(&self.st);
+                    st.busy -= 1;
+                    if !st.shutting {
+                        st.idle.push(sb);
+                        drop(st);
+                        self.avail.notify_one();
+                        return;
+                    }
+                    st.live -= 1;
+                    drop(st);
+                    sb.destroy(&self.ctx);
+                    self.cv.notify_all();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %sb.id, error = %e, "reset failed; replacing the sandbox");
+                }
+            }
         }
         sb.kill_all();
         sb.destroy(&self.ctx);
@@ -382,6 +355,7 @@ impl Daemon {
             std::mem::take(&mut st.idle)
         };
         self.cv.notify_all();
+        self.avail.notify_all();
         let n = idle.len();
         for sb in idle {
             sb.destroy(&self.ctx);
@@ -414,6 +388,8 @@ impl Daemon {
     }
 
     fn serve_conn(&self, stream: UnixStream) -> std::io::Result<()> {
+        // Resets run in this thread and enter the sandbox's mount namespace.
+        ns::prepare_thread().map_err(std::io::Error::other)?;
         stream.set_write_timeout(Some(Duration::from_secs(60)))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut w = stream;
