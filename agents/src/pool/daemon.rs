@@ -8,6 +8,7 @@
 //! refill thread (while being made), a connection thread (one exec and its reset) — so it
 //! never serves two callers at once.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -40,9 +41,21 @@ const DEFAULT_ACQUIRE_MS: u64 = 60_000;
 /// Added to an exec's time limit before the daemon stops trusting the init.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
 
+/// A caller waiting for a sandbox: served strictly in arrival order.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    cv: Condvar,
+}
+
 #[derive(Debug, Default)]
 struct State {
     idle: Vec<Sandbox>,
+    /// Callers waiting for a sandbox, first come first served.
+    waiters: VecDeque<Arc<Waiter>>,
+    /// Sandboxes handed to a waiter that has not woken up yet.
+    handed: Vec<(u64, Sandbox)>,
+    next_waiter: u64,
     /// Sandboxes that exist or are being made.
     live: usize,
     starting: usize,
@@ -57,8 +70,6 @@ struct Daemon {
     ctx: Ctx,
     st: Mutex<State>,
     cv: Condvar,
-    /// Signalled when a sandbox becomes free (one waiter at a time).
-    avail: Condvar,
     execs: AtomicU64,
     replaced: AtomicU64,
     resets: AtomicU64,
@@ -107,7 +118,6 @@ pub fn run(o: &DaemonOptions) -> Result<()> {
         },
         st: Mutex::new(State::default()),
         cv: Condvar::new(),
-        avail: Condvar::new(),
         execs: AtomicU64::new(0),
         replaced: AtomicU64::new(0),
         resets: AtomicU64::new(0),
@@ -217,9 +227,7 @@ impl Daemon {
                         return;
                     }
                     st.last_error = None;
-                    st.idle.push(sb);
-                    drop(st);
-                    self.avail.notify_one();
+                    give(&mut st, sb);
                 }
                 Err(e) => {
                     tracing::warn!(seq, error = %e, "create sandbox");
@@ -237,22 +245,44 @@ impl Daemon {
         }
     }
 
+    /// A free sandbox, waiting up to `timeout`; waiting callers are served in the order
+    /// they came.
     fn acquire(&self, timeout: Duration) -> std::result::Result<Sandbox, (ErrorCode, String)> {
         let end = Instant::now() + timeout;
         let mut st = lock(&self.st);
+        let shutting = |name: &str| {
+            (
+                ErrorCode::ShuttingDown,
+                format!("pool {name} is shutting down"),
+            )
+        };
+        if st.shutting {
+            return Err(shutting(self.name()));
+        }
+        if st.waiters.is_empty()
+            && let Some(sb) = st.idle.pop()
+        {
+            st.busy += 1;
+            return Ok(sb);
+        }
+        st.next_waiter += 1;
+        let me = Arc::new(Waiter {
+            id: st.next_waiter,
+            cv: Condvar::new(),
+        });
+        st.waiters.push_back(me.clone());
         loop {
-            if st.shutting {
-                return Err((
-                    ErrorCode::ShuttingDown,
-                    format!("pool {} is shutting down", self.name()),
-                ));
-            }
-            if let Some(sb) = st.idle.pop() {
+            if let Some(i) = st.handed.iter().position(|(id, _)| *id == me.id) {
+                let (_, sb) = st.handed.swap_remove(i);
                 st.busy += 1;
                 return Ok(sb);
             }
             let now = Instant::now();
-            if now >= end {
+            if st.shutting || now >= end {
+                st.waiters.retain(|w| w.id != me.id);
+                if st.shutting {
+                    return Err(shutting(self.name()));
+                }
                 let why = st
                     .last_error
                     .as_ref()
@@ -267,8 +297,8 @@ impl Daemon {
                     ),
                 ));
             }
-            st = self
-                .avail
+            st = me
+                .cv
                 .wait_timeout(st, end - now)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
@@ -290,9 +320,7 @@ impl Daemon {
                     let mut st = lock(&self.st);
                     st.busy -= 1;
                     if !st.shutting {
-                        st.idle.push(sb);
-                        drop(st);
-                        self.avail.notify_one();
+                        give(&mut st, sb);
                         return;
                     }
                     st.live -= 1;
@@ -352,10 +380,14 @@ impl Daemon {
         let idle = {
             let mut st = lock(&self.st);
             st.shutting = true;
-            std::mem::take(&mut st.idle)
+            for w in &st.waiters {
+                w.cv.notify_one();
+            }
+            let mut v = std::mem::take(&mut st.idle);
+            v.extend(std::mem::take(&mut st.handed).into_iter().map(|(_, sb)| sb));
+            v
         };
         self.cv.notify_all();
-        self.avail.notify_all();
         let n = idle.len();
         for sb in idle {
             sb.destroy(&self.ctx);
@@ -679,6 +711,17 @@ enum Outcome {
     },
     /// The sandbox failed before the command started: try another one.
     InitGone(String),
+}
+
+/// Frees a sandbox: to the caller that has waited longest, else to the free list.
+fn give(st: &mut State, sb: Sandbox) {
+    match st.waiters.pop_front() {
+        Some(w) => {
+            st.handed.push((w.id, sb));
+            w.cv.notify_one();
+        }
+        None => st.idle.push(sb),
+    }
 }
 
 /// The exit code and message for a command that could not be started.
