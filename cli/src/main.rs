@@ -1219,7 +1219,7 @@ fn cmd_pool(c: PoolCmd, roots: &Roots) -> Result<i32> {
             let stdin = if a.interactive {
                 let mut b = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-                Some(String::from_utf8(b).context("stdin must be UTF-8 text")?)
+                Some(warren_agents::b64::encode(&b))
             } else {
                 None
             };
@@ -1228,6 +1228,7 @@ fn cmd_pool(c: PoolCmd, roots: &Roots) -> Result<i32> {
                 env,
                 cwd: a.workdir,
                 stdin,
+                encoding: warren_agents::pool::Encoding::Base64,
                 timeout_ms: ms(a.timeout)?,
                 memory: size(a.memory)?,
                 pids: a.pids,

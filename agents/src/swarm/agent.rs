@@ -232,6 +232,40 @@ talk_to = ["coordinator"]
             p.profile.network,
             warren_sandbox::profile::NetworkMode::Loopback
         );
+        // GPUs: the CDI annotation and the CUDA indexes of the agent's own devices.
+        let net = crate::swarm::net::NetPlan::new(&c, &[]);
+        let plan = AgentPlan {
+            name: "worker-1".into(),
+            role: "worker".into(),
+            id: "swarm-t.worker-1".into(),
+            ip: net.agents[2].ip,
+            gpus: vec!["nvidia.com/gpu=2".into(), "nvidia.com/gpu=3".into()],
+            workspace: d.path().join("ws"),
+            log: d.path().join("log"),
+        };
+        let s = agent_spec(
+            &c,
+            &net,
+            &plan,
+            2,
+            &p,
+            d.path(),
+            None,
+            &d.path().join("hosts"),
+        )
+        .expect("agent spec");
+        assert_eq!(
+            s.annotations.get(gpu::CDI_ANNOTATION).map(String::as_str),
+            Some("nvidia.com/gpu=2,nvidia.com/gpu=3")
+        );
+        assert!(
+            s.env.contains(&"CUDA_VISIBLE_DEVICES=0,1".to_string()),
+            "{:?}",
+            s.env
+        );
+        assert!(s.env.contains(&"WARREN_AGENT=worker-1".to_string()));
+        assert_eq!(s.netns, Some(PathBuf::from("/run/netns/warren-t.worker-1")));
+        assert_eq!(s.hostname, "worker-1");
         // The trusted profile has no Landlock: nothing to open.
         let mut t = w.clone();
         t.profile = "trusted".into();
