@@ -280,3 +280,105 @@ echo "secret=${SECRET:-}"
     let st = c.status().expect("status");
     assert_eq!(st.replaced, 0, "{st:?}");
 }
+
+/// A static pool init (`./scripts/build.sh` puts one in target/bin); the debug build
+/// cargo makes for the tests is dynamic, which only works on the host view.
+fn static_init() -> Option<std::path::PathBuf> {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_warren-pool-init"));
+    warren_agents::paths::helper_dirs(&exe)
+        .into_iter()
+        .map(|d| d.join("warren-pool-init"))
+        .find(|p| warren_agents::paths::is_static_elf(p))
+}
+
+#[test]
+fn an_image_pool_runs_in_its_image() {
+    if !root_or_skip("an_image_pool_runs_in_its_image") {
+        return;
+    }
+    let Some(init) = static_init() else {
+        eprintln!(
+            "skipping an_image_pool_runs_in_its_image: no static warren-pool-init (run ./scripts/build.sh)"
+        );
+        return;
+    };
+    let t = roots();
+    // A tiny image: dash, ls and cat with their libraries, and a file to recognise it by.
+    let fs = t.dir.path().join("mini");
+    std::fs::create_dir_all(fs.join("bin")).expect("mkdir");
+    for (src, dst) in [
+        ("/usr/bin/dash", "bin/sh"),
+        ("/usr/bin/ls", "bin/ls"),
+        ("/usr/bin/cat", "bin/cat"),
+    ] {
+        std::fs::copy(src, fs.join(dst)).expect("copy binary");
+    }
+    let ldd = std::process::Command::new("ldd")
+        .args(["/usr/bin/dash", "/usr/bin/ls", "/usr/bin/cat"])
+        .output()
+        .expect("ldd");
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/') && !w.ends_with(':'))
+    {
+        let dst = fs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(lib, &dst).expect("copy library");
+    }
+    std::fs::write(fs.join("IMAGE"), "mini\n").expect("marker");
+    let tar = t.dir.path().join("mini.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&fs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    warren_images::Store::open(&t.roots.data)
+        .expect("store")
+        .import_rootfs(&tar, "mini:latest")
+        .expect("import");
+    let name = unique("i");
+    let _g = PoolGuard {
+        roots: t.roots.clone(),
+        name: name.clone(),
+    };
+    let mut h = helpers();
+    h.pool_init = init;
+    manage::create(
+        &t.roots,
+        &h,
+        &PoolOptions {
+            name: name.clone(),
+            image: Some("mini".into()),
+            size: 2,
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+    )
+    .expect("image pool");
+    let mut c = Client::connect(&t.roots, &name).expect("connect");
+    for _ in 0..4 {
+        let out = c
+            .exec(&sh(
+                "cat /IMAGE; ls -A /tmp; echo x > /tmp/f; echo y > /f 2>/dev/null || echo ro",
+            ))
+            .expect("exec");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "mini\nro\n",
+            "{:?}",
+            out.result
+        );
+    }
+    drop(c);
+    manage::rm(&t.roots, &name).expect("rm");
+    assert_eq!(manage::leftovers(&t.roots, &name), Vec::<String>::new());
+    let containers = t.roots.data.join("containers");
+    let left: Vec<_> = std::fs::read_dir(&containers)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "image roots left: {left:?}");
+}

@@ -278,10 +278,21 @@ impl Daemon {
                 return Ok(sb);
             }
             let now = Instant::now();
-            if st.shutting || now >= end {
+            // No sandbox exists, none is in use, and making one fails: waiting cannot help.
+            let failing = st.idle.is_empty() && st.busy == 0 && st.last_error.is_some();
+            if st.shutting || now >= end || failing {
                 st.waiters.retain(|w| w.id != me.id);
                 if st.shutting {
                     return Err(shutting(self.name()));
+                }
+                if failing && let Some(e) = &st.last_error {
+                    return Err((
+                        ErrorCode::Internal,
+                        format!(
+                            "pool {} has no sandbox: creating one fails: {e}",
+                            self.name()
+                        ),
+                    ));
                 }
                 let why = st
                     .last_error

@@ -205,7 +205,10 @@ impl Sandbox {
 
         let (rootfs, host_view, image_env) = match &ctx.cfg.image {
             Some(img) => {
-                let (r, s) = spec::image_rootfs(&ctx.data_root, img, &id, true)?;
+                // A writable overlay, so that the runtime can make the mount points; the
+                // sandbox sees it read-only (root.readonly), so nothing an exec does lands
+                // in it.
+                let (r, s) = spec::image_rootfs(&ctx.data_root, img, &id, false)?;
                 (r, false, s.env)
             }
             None => {
