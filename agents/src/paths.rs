@@ -150,10 +150,13 @@ pub fn is_static_elf(path: &Path) -> bool {
     };
     let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
     for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if o + 4 > data.len() {
+        let Some(o) = i
+            .checked_mul(phentsize)
+            .and_then(|x| x.checked_add(phoff))
+            .filter(|o| o.checked_add(4).is_some_and(|end| end <= data.len()))
+        else {
             return false;
-        }
+        };
         if u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]) == 3 {
             return false; // PT_INTERP
         }

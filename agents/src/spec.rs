@@ -325,18 +325,33 @@ pub fn cgroup_dirs(inner: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Removes the (empty) cgroup `inner` in every hierarchy; returns the directories that
-/// are still there.
-pub fn remove_cgroup(inner: &str) -> Vec<PathBuf> {
-    let mut left = Vec::new();
-    for d in cgroup_dirs(inner) {
-        match std::fs::remove_dir(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(_) => left.push(d),
+/// Kills whatever is still in cgroup directory `dir` (a container whose create never
+/// finished has no runtime state to delete it by) and removes the directory; false when
+/// it is still there.
+pub fn kill_and_remove_cgroup_dir(dir: &Path) -> bool {
+    for attempt in 0..50 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) of a process listed in the cgroup we are removing.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) if attempt < 49 => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(_) => {}
         }
     }
-    left
+    false
+}
+
+/// Removes the cgroup `inner` in every hierarchy, killing what is left in it; returns
+/// the directories that are still there.
+pub fn remove_cgroup(inner: &str) -> Vec<PathBuf> {
+    cgroup_dirs(inner)
+        .into_iter()
+        .filter(|d| d.exists() && !kill_and_remove_cgroup_dir(d))
+        .collect()
 }
 
 /// Writes `BUNDLE/config.json`.

@@ -318,7 +318,7 @@ pub fn cleanup_dead(roots: &Roots, name: &str) {
         }
     }
     for d in sandbox_cgroups(name) {
-        let _ = std::fs::remove_dir(&d);
+        crate::spec::kill_and_remove_cgroup_dir(&d);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

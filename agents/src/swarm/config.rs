@@ -203,7 +203,10 @@ struct Src<'a> {
 
 impl Src<'_> {
     fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
-        let at = span.start.min(self.text.len());
+        let mut at = span.start.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
         let before = &self.text[..at];
         let line = before.matches('\n').count() + 1;
         let col = at - before.rfind('\n').map_or(0, |i| i + 1) + 1;
