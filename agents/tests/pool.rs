@@ -382,3 +382,50 @@ fn an_image_pool_runs_in_its_image() {
         .unwrap_or_default();
     assert!(left.is_empty(), "image roots left: {left:?}");
 }
+
+#[test]
+fn a_sandbox_never_serves_two_callers_at_once() {
+    if !root_or_skip("a_sandbox_never_serves_two_callers_at_once") {
+        return;
+    }
+    let t = roots();
+    let name = unique("o");
+    let _g = PoolGuard {
+        roots: t.roots.clone(),
+        name: name.clone(),
+    };
+    manage::create(
+        &t.roots,
+        &helpers(),
+        &PoolOptions {
+            name: name.clone(),
+            size: 1,
+            user: Some((1000, 1000)),
+            ..Default::default()
+        },
+        Duration::from_secs(60),
+    )
+    .expect("pool");
+    let start = Instant::now();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (roots, name) = (t.roots.clone(), name.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&roots, &name).expect("connect");
+                c.exec(&sh(
+                    "[ -e /tmp/busy ] && echo OVERLAP; touch /tmp/busy; sleep 0.2; rm /tmp/busy; id -u",
+                ))
+                .expect("exec")
+            })
+        })
+        .collect();
+    for c in callers {
+        let out = c.join().expect("caller");
+        assert_eq!(out.stdout, b"1000\n", "{:?}", out.result);
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+}

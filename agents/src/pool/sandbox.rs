@@ -202,6 +202,11 @@ impl Sandbox {
         }
         let sock = ctl_dir.join("ctl.sock");
         let listener = UnixListener::bind(&sock).map_err(|e| Error::io("bind", &sock, e))?;
+        if let Some((uid, gid)) = ctx.cfg.user {
+            // The init runs as the pool's user and must be able to connect.
+            std::os::unix::fs::chown(&sock, Some(uid), Some(gid))
+                .map_err(|e| Error::io("chown", &sock, e))?;
+        }
 
         let (rootfs, host_view, image_env) = match &ctx.cfg.image {
             Some(img) => {
