@@ -196,7 +196,27 @@ pub fn hook_container(
 
 /// Starts the process described by `req` and waits until it is ready to exec (init: until
 /// it waits for `start`; tenant: until it has been told to go).
+/// The container's init is cloned from the calling process with a raw `clone3`, which
+/// runs no `pthread_atfork` handlers: a lock (the allocator's, stdio's) held by another
+/// thread at that moment would stay locked in the child forever. So the caller must be
+/// single-threaded; a multi-threaded program creates containers from a helper process
+/// (as `warren-poold` does) or through the `warren-runtime` binary.
+fn ensure_single_threaded() -> Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .map_err(|e| RuntimeError::io("read", "/proc/self/task", e))?;
+    if threads > 1 {
+        return Err(RuntimeError::Unsupported(format!(
+            "creating a container or exec'ing into one from a process with {threads} threads \
+             (the child is cloned without fork handlers and could deadlock); call it from a \
+             single-threaded process"
+        )));
+    }
+    Ok(())
+}
+
 pub fn spawn(mut req: SpawnRequest<'_>) -> Result<Spawned> {
+    ensure_single_threaded()?;
     let mut lc_spec = std::mem::take(&mut req.spec);
     // A new network namespace is created by our child, which also brings loopback up
     // (runc does; libcontainer does not). libcontainer is told nothing about it.
