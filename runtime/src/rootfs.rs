@@ -66,7 +66,10 @@ pub fn ensure_workspace(spec: &Spec, rootfs: &Path) -> Result<()> {
     })?;
     root.mkdir_all(ws, &fs::Permissions::from_mode(0o755))
         .map_err(|e| RuntimeError::ConfigInvalid {
-            field: format!("annotations[{}]", warren_sandbox::spec::WORKSPACE_ANNOTATION),
+            field: format!(
+                "annotations[{}]",
+                warren_sandbox::spec::WORKSPACE_ANNOTATION
+            ),
             msg: format!("create the workspace {} in the rootfs: {e}", ws.display()),
         })?;
     Ok(())
