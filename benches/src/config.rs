@@ -136,6 +136,10 @@ pub struct Sizes {
     pub cpu_iters: usize,
     /// Containers per runtime for the memory measurements.
     pub memory_runs: usize,
+    /// Order of the GPU suite's square fp32 matrix product.
+    pub gpu_matmul_n: usize,
+    /// MiB per GPU host↔device copy repetition.
+    pub gpu_copy_mib: usize,
 }
 
 impl Level {
@@ -157,6 +161,8 @@ impl Level {
                 tcp_mib: 64,
                 cpu_iters: 600,
                 memory_runs: 3,
+                gpu_matmul_n: 1024,
+                gpu_copy_mib: 64,
             },
             Level::Default => Sizes {
                 lifecycle_runs: 30,
@@ -173,6 +179,8 @@ impl Level {
                 tcp_mib: 128,
                 cpu_iters: 1_000,
                 memory_runs: 5,
+                gpu_matmul_n: 2048,
+                gpu_copy_mib: 256,
             },
             Level::Full => Sizes {
                 lifecycle_runs: 60,
@@ -189,6 +197,8 @@ impl Level {
                 tcp_mib: 256,
                 cpu_iters: 1_500,
                 memory_runs: 10,
+                gpu_matmul_n: 4096,
+                gpu_copy_mib: 1024,
             },
         }
     }

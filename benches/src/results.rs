@@ -108,6 +108,15 @@ impl Suite {
         }
     }
 
+    /// A suite that could not be set up; `reason` holds the error.
+    pub fn failed(name: &str, title: &str, method: &str, reason: impl Into<String>) -> Self {
+        Suite {
+            status: SuiteStatus::Failed,
+            reason: Some(reason.into()),
+            ..Suite::new(name, title, method)
+        }
+    }
+
     /// The group names in first-seen order.
     pub fn groups(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

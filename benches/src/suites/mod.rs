@@ -140,17 +140,37 @@ pub fn interleave(
     unit: &str,
     higher_is_better: bool,
 ) -> Vec<Measurement> {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let mut errors: Vec<Option<String>> = vec![None; configs.len()];
     let Ok(probe) = ctx.probe.as_ref() else {
         return Vec::new();
     };
+    interleave_with(
+        configs,
+        rounds,
+        &|c| probe::run(probe, &c.target, &args(c)),
+        group,
+        unit,
+        higher_is_better,
+    )
+}
+
+/// [`interleave`] with another workload: `run(config)` returns the timed samples of one
+/// run on `config` (the GPU suite runs its own probe this way).
+pub fn interleave_with(
+    configs: &[Config],
+    rounds: usize,
+    run: &dyn Fn(&Config) -> anyhow::Result<Vec<f64>>,
+    group: &str,
+    unit: &str,
+    higher_is_better: bool,
+) -> Vec<Measurement> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut errors: Vec<Option<String>> = vec![None; configs.len()];
     for _ in 0..rounds.max(1) {
         for (i, c) in configs.iter().enumerate() {
             if errors[i].is_some() {
                 continue;
             }
-            match probe::run(probe, &c.target, &args(c)) {
+            match run(c) {
                 Ok(s) => samples[i].extend(s),
                 Err(e) => errors[i] = Some(format!("{e:#}")),
             }
