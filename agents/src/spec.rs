@@ -376,6 +376,7 @@ pub fn image_rootfs(
     image: &str,
     id: &str,
     readonly: bool,
+    volatile: bool,
 ) -> Result<(PathBuf, ImageSettings)> {
     let ierr = |msg: String| Error::Image {
         name: image.to_owned(),
@@ -399,7 +400,11 @@ pub fn image_rootfs(
         cmd: cfg.cmd().clone().unwrap_or_default(),
     };
     let r = store
-        .create_rootfs(&name, id, warren_images::RootfsOptions { readonly })
+        .create_rootfs(
+            &name,
+            id,
+            warren_images::RootfsOptions { readonly, volatile },
+        )
         .map_err(|e| ierr(e.to_string()))?;
     Ok((r.merged, settings))
 }

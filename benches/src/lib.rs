@@ -7,6 +7,8 @@
 //!   The binary `warren-bench` exposes it with the same flags.
 //! * [`lifecycle`] and [`bundle`] are the lifecycle A/B harness behind
 //!   `warren-lifecycle-bench`, which other issues quote for their targets.
+//! * [`images`] is `warren-images-bench` (issue 4): unpacking an image against umoci,
+//!   podman and GNU tar, and a container start from an image against the plain bundle.
 //! * `benches/*.rs` are criterion micro-benchmarks of the hot paths (spec parse and
 //!   validation, seccomp compile cold and cached, CDI resolve and inject, layer unpack).
 
@@ -14,6 +16,7 @@ pub mod bundle;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod images;
 pub mod lifecycle;
 pub mod machine;
 pub mod markdown;

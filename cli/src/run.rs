@@ -807,7 +807,7 @@ pub fn prepare(roots: &Roots, o: &RunOptions) -> Result<Prepared> {
 
     let (rootfs, image) = match &o.image {
         Some(img) => {
-            let (rootfs, settings) = image_rootfs(roots, img, &id, o.read_only)?;
+            let (rootfs, settings) = image_rootfs(roots, img, &id, o.read_only, o.auto_remove)?;
             (rootfs, Some(settings))
         }
         None => {
@@ -842,6 +842,7 @@ fn image_rootfs(
     img: &str,
     id: &str,
     read_only: bool,
+    auto_remove: bool,
 ) -> Result<(PathBuf, ImageSettings)> {
     let store = warren_images::Store::open(&roots.data_root).map_err(|e| RunError::Image {
         name: img.into(),
@@ -869,6 +870,8 @@ fn image_rootfs(
             id,
             warren_images::RootfsOptions {
                 readonly: read_only,
+                // `--rm`: the writable layer dies with the container, so skip its syncs.
+                volatile: auto_remove,
             },
         )
         .map_err(|e| RunError::Image {

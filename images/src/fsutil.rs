@@ -350,6 +350,21 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoError> {
     Ok(())
 }
 
+/// Writes `data` to `path` through a temp file and a rename, without fsync: readers never
+/// see a partial file, but a host crash may lose it. For records whose life ends with a
+/// crash anyway.
+pub(crate) fn write_replace(path: &Path, data: &[u8]) -> Result<(), IoError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .at("create temp file in", dir)?;
+    tmp.write_all(data).at("write", tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| IoError::new("rename into", path, e.error))?;
+    Ok(())
+}
+
 /// Creates `path` and its parents with mode 0700 for new directories.
 pub(crate) fn mkdir_p(path: &Path) -> Result<(), IoError> {
     use std::os::unix::fs::DirBuilderExt;

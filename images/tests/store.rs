@@ -108,7 +108,14 @@ fn rootfs_overlay_and_single_layer_readonly() {
     assert!(!s.root().join("containers/c1").exists());
 
     let r = s
-        .create_rootfs("bb", "ro", RootfsOptions { readonly: true })
+        .create_rootfs(
+            "bb",
+            "ro",
+            RootfsOptions {
+                readonly: true,
+                ..RootfsOptions::default()
+            },
+        )
         .unwrap();
     let _g = scopeguard(&s, "ro");
     assert!(r.merged.join("bin/busybox").exists());
@@ -116,6 +123,44 @@ fn rootfs_overlay_and_single_layer_readonly() {
         std::fs::write(r.merged.join("etc/new"), b"x").is_err(),
         "read-only bind"
     );
+}
+
+/// A volatile rootfs (for `--rm` containers) is an overlay mounted with `volatile`, works
+/// like any other, and its removal leaves nothing (overlayfs adds `work/incompat/volatile`).
+#[test]
+fn volatile_rootfs_mounts_with_volatile_and_is_removed_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path().join("store")).unwrap();
+    s.import_rootfs(&busybox_rootfs_tar(t.path()), "bb")
+        .unwrap();
+    let r = s
+        .create_rootfs(
+            "bb",
+            "v1",
+            RootfsOptions {
+                volatile: true,
+                ..RootfsOptions::default()
+            },
+        )
+        .unwrap();
+    let cleanup = scopeguard(&s, "v1");
+    let merged = r.merged.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(merged.as_str()))
+        .unwrap_or_else(|| panic!("{merged} not in mountinfo"));
+    assert!(line.contains(" - overlay "), "{line}");
+    assert!(
+        line.contains("volatile"),
+        "mounted without volatile: {line}"
+    );
+    std::fs::write(r.merged.join("etc/new"), b"x").unwrap();
+    assert!(r.upper.as_ref().unwrap().join("etc/new").exists());
+    assert!(r.dir.join("rootfs.json").is_file(), "the gc record");
+    drop(cleanup);
+    assert!(!s.root().join("containers/v1").exists());
+    assert!(s.rootfs_ids().unwrap().is_empty());
 }
 
 struct Guard<'a>(&'a Store, &'static str);

@@ -213,7 +213,7 @@ impl Sandbox {
                 // A writable overlay, so that the runtime can make the mount points; the
                 // sandbox sees it read-only (root.readonly), so nothing an exec does lands
                 // in it.
-                let (r, s) = spec::image_rootfs(&ctx.data_root, img, &id, false)?;
+                let (r, s) = spec::image_rootfs(&ctx.data_root, img, &id, false, true)?;
                 (r, false, s.env)
             }
             None => {

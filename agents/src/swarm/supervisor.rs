@@ -341,7 +341,7 @@ impl Supervisor {
         let adir = self.dir.join("agents").join(&plan.name);
         let (rootfs, settings) = match &role.image {
             Some(img) => {
-                let (r, s) = spec::image_rootfs(&self.roots.data, img, &plan.id, false)?;
+                let (r, s) = spec::image_rootfs(&self.roots.data, img, &plan.id, false, false)?;
                 (r, Some(s))
             }
             None => {
