@@ -11,6 +11,7 @@ pub mod detach;
 pub mod events;
 pub mod exec;
 pub mod exit;
+pub mod gpu;
 pub mod hostview;
 pub mod images;
 pub mod inspect;

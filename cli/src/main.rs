@@ -131,6 +131,9 @@ enum Cmd {
     /// Manage images: ls, rm, import, export, pull, build, gc.
     #[command(subcommand)]
     Images(ImagesCmd),
+    /// GPUs and other devices: what `--gpus`/`--device` can name, and CDI specs for them.
+    #[command(subcommand)]
+    Gpu(GpuCmd),
     /// Kubernetes: warren-runtime as a CRI runtime handler (containerd, CRI-O).
     #[command(subcommand)]
     Cri(CriCmd),
@@ -221,6 +224,37 @@ struct RunArgs {
     /// Command and arguments, or a script file (.py .R .jl .go .rs .cpp .cc .sh) and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum GpuCmd {
+    /// NVIDIA GPUs and MIG devices (NVML), RDMA, AMD and TPU devices (sysfs), and the
+    /// names in the CDI registry.
+    Ls {
+        /// table or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Generate CDI specs for this host (as `nvidia-ctk cdi generate`, plus RDMA, AMD, TPU).
+    Cdi {
+        /// nvidia, rdma, amd, tpu or all.
+        #[arg(long, default_value = "all")]
+        kind: String,
+        /// yaml or json.
+        #[arg(long, default_value = "yaml", value_parser = ["yaml", "json"])]
+        format: String,
+        /// Write the spec here (e.g. /etc/cdi/nvidia.yaml) instead of to stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Emit no hooks: warren-runtime does the NVIDIA createContainer work itself
+        /// (without it the spec names nvidia-ctk's hooks, as nvidia-ctk writes it, so
+        /// that runc and crun can use it too).
+        #[arg(long)]
+        builtin_hooks: bool,
+        /// Driver root (e.g. /run/nvidia/driver with the GPU operator).
+        #[arg(long, default_value = "/")]
+        driver_root: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -580,6 +614,45 @@ fn cmd_stats(
     }
 }
 
+fn cmd_gpu(c: GpuCmd) -> Result<i32> {
+    use warren_cli::gpu::{self, CdiOptions, GpuRoots};
+    let mut roots = GpuRoots::host();
+    // As warren-runtime: CDI spec directories, colon-separated, increasing priority.
+    if let Some(dirs) = std::env::var_os("WARREN_CDI_SPEC_DIRS") {
+        roots.cdi_dirs = std::env::split_paths(&dirs).collect();
+    }
+    let mut out = std::io::stdout().lock();
+    match c {
+        GpuCmd::Ls { format } => {
+            gpu::ls(&roots, format == "json", &mut out)?;
+            Ok(0)
+        }
+        GpuCmd::Cdi {
+            kind,
+            format,
+            output,
+            builtin_hooks,
+            driver_root,
+        } => {
+            roots.nvidia.driver_root = driver_root;
+            let o = CdiOptions {
+                kind,
+                json: format == "json",
+                output: output.clone(),
+                builtin_hooks,
+            };
+            let (found, absent) = gpu::cdi_generate(&roots, &o, &mut out)?;
+            for a in &absent {
+                eprintln!("{a}");
+            }
+            if let (Some(p), true) = (&output, found > 0) {
+                eprintln!("wrote {found} spec(s) to {}", p.display());
+            }
+            Ok(if found > 0 { 0 } else { 1 })
+        }
+    }
+}
+
 fn cmd_cri(c: CriCmd) -> Result<i32> {
     use warren_cli::cri::{self, Engine};
     let engine = |crio| {
@@ -734,6 +807,7 @@ fn dispatch(cli: Cli, argv: &[OsString]) -> Result<i32> {
             println!("{} {}", info.name, info.digest);
             Ok(0)
         }
+        Cmd::Gpu(c) => cmd_gpu(c),
         Cmd::Cri(c) => cmd_cri(c),
         Cmd::Swarm(c) => cmd_swarm(c, &roots),
         Cmd::Pool(c) => cmd_pool(c, &roots),

@@ -100,6 +100,32 @@ pub fn generate(kind: Kind, roots: &NvidiaRoots, builtin_hooks: bool) -> Result<
     Ok(out)
 }
 
+/// Generated specs rendered as one text: YAML documents separated by `---`, or JSON
+/// documents one after the other. Also returns how many specs there were and, for each
+/// kind absent from the host, `kind: none: why`.
+pub fn render(generated: Vec<Generated>, json: bool) -> Result<(String, usize, Vec<String>)> {
+    let mut text = String::new();
+    let mut found = 0;
+    let mut absent = Vec::new();
+    for g in generated {
+        match g {
+            Generated::Spec(s) => {
+                found += 1;
+                let doc = if json { s.to_json() } else { s.to_yaml() }.map_err(dev_err)?;
+                if !json && !text.is_empty() {
+                    text.push_str("---\n");
+                }
+                text.push_str(&doc);
+                if !doc.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            Generated::Absent(k, why) => absent.push(format!("{k}: none: {why}")),
+        }
+    }
+    Ok((text, found, absent))
+}
+
 /// Devices known to the registry in `dirs`, and the files it skipped (with reasons).
 pub fn list(dirs: &[&Path]) -> (Vec<String>, Vec<String>) {
     let r = Registry::load(dirs);

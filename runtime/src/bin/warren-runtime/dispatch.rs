@@ -245,27 +245,12 @@ pub fn run(cli: Cli, argv: &[OsString]) -> Result<i32> {
             let kind: verbs::cdi::Kind = g.kind.parse()?;
             let mut roots = rt.devices.nvidia_roots.clone();
             roots.driver_root = g.driver_root.clone();
-            let mut text = String::new();
-            let mut found = 0;
-            for gen_ in verbs::cdi::generate(kind, &roots, g.builtin_hooks)? {
-                match gen_ {
-                    verbs::cdi::Generated::Spec(s) => {
-                        found += 1;
-                        let doc = if g.format == "json" {
-                            s.to_json()?
-                        } else {
-                            s.to_yaml()?
-                        };
-                        if g.format == "yaml" && !text.is_empty() {
-                            text.push_str("---\n");
-                        }
-                        text.push_str(&doc);
-                        if !doc.ends_with('\n') {
-                            text.push('\n');
-                        }
-                    }
-                    verbs::cdi::Generated::Absent(k, why) => eprintln!("{k}: none: {why}"),
-                }
+            let (text, found, absent) = verbs::cdi::render(
+                verbs::cdi::generate(kind, &roots, g.builtin_hooks)?,
+                g.format == "json",
+            )?;
+            for a in absent {
+                eprintln!("{a}");
             }
             match &g.output {
                 Some(p) => {
