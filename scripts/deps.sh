@@ -4,7 +4,7 @@
 # bundles, and the engines and runtimes the tests compare with or drive.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-PKGS="ca-certificates curl gcc libc6-dev pkg-config libseccomp-dev busybox-static iproute2
+PKGS="ca-certificates curl gcc libc6-dev pkg-config libseccomp-dev libssl-dev busybox-static iproute2
       runc crun containerd podman conmon skopeo umoci golang-github-containers-common
       hyperfine python3 jq file protobuf-compiler nftables iptables containernetworking-plugins
       debootstrap docker-registry uidmap tmux attr"

@@ -7,7 +7,7 @@ PREFIX=${PREFIX:-/usr/local}
 ./scripts/deps.sh
 ./scripts/build.sh
 install -D -m 0755 target/x86_64-unknown-linux-gnu/release/warren-runtime "$PREFIX/bin/warren-runtime"
-install -D -m 0755 target/release/warren "$PREFIX/bin/warren"
+install -D -m 0755 target/bin/warren "$PREFIX/bin/warren"
 install -D -m 0755 target/x86_64-unknown-linux-gnu/release/warren-monitor "$PREFIX/bin/warren-monitor"
 # agent teams and pools: the swarm supervisor, the pool daemon and the static pool init
 install -D -m 0755 target/release/warren-swarmd "$PREFIX/bin/warren-swarmd"

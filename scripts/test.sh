@@ -10,7 +10,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 ./scripts/build.sh
 export WARREN_RUNTIME="$PWD/target/x86_64-unknown-linux-gnu/release/warren-runtime"
-export WARREN_CLI="$PWD/target/release/warren"
+export WARREN_CLI="$PWD/target/bin/warren"
 export WARREN_SHARED="${WARREN_SHARED:-$(cd .. && pwd)/shared}"
 # Build the `base` and `python` images from their recipes (debootstrap, apt, pip).
 export WARREN_IMAGES_BUILD_TESTS="${WARREN_IMAGES_BUILD_TESTS:-1}"

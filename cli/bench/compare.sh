@@ -14,7 +14,7 @@ if [ -z "${WARREN_BENCH_NS:-}" ]; then
 fi
 C=/sys/fs/cgroup/unified/cgroup.controllers
 if [ -n "$(cat "$C" 2>/dev/null)" ]; then : > /tmp/warren-bench-empty; mount --bind /tmp/warren-bench-empty "$C"; fi
-W=${1:-target/release/warren}
+W=${1:-target/bin/warren}
 RT=${2:-target/x86_64-unknown-linux-gnu/release/warren-runtime}
 W=$(realpath "$W"); RT=$(realpath "$RT")
 B=$(mktemp -d /tmp/warren-bench.XXXXXX)
@@ -45,8 +45,8 @@ mv "$B/c.json" "$B/bundle-w/config.json"
 $W $R import "$B/bb.tar" bb >/dev/null
 
 hyperfine -N --warmup 5 --runs "${RUNS:-50}" --export-json "$B/h.json" \
-  -n "warren run --image bb -- true" "$W $R run --image bb -- /bin/true" \
-  -n "warren run -- true (host view)" "$W $R run -- true" \
+  -n "warren run --rm --image bb -- true" "$W $R run --rm --image bb -- /bin/true" \
+  -n "warren run --rm -- true (host view)" "$W $R run --rm -- true" \
   -n "warren-runtime run (same bundle)" "$RT --root $B/rt run --bundle $B/bundle-w bw" \
   -n "crun run" "crun --root $B/crun run --bundle $B/bundle-c bc" \
   -n "podman run --rm (busybox)" "podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network none warren-bench-bb /bin/true" >&2

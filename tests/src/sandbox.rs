@@ -214,11 +214,19 @@ impl PrivateCgroupView {
     }
 }
 
-/// The `warren` CLI: `$WARREN_CLI`, else `target/release/warren`.
+/// The `warren` CLI: `$WARREN_CLI`, else `target/bin/warren` (what `scripts/build.sh`
+/// makes and `scripts/install.sh` installs), else `target/release/warren`.
 pub fn warren_cli_binary() -> Result<PathBuf> {
     let p = std::env::var_os("WARREN_CLI")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release/warren"));
+        .unwrap_or_else(|| {
+            let built = workspace_root().join("target/bin/warren");
+            if built.is_file() {
+                built
+            } else {
+                workspace_root().join("target/release/warren")
+            }
+        });
     if p.is_file() {
         Ok(p)
     } else {
