@@ -34,30 +34,44 @@ pub struct Probe {
 impl Probe {
     /// Compiles the probe into `dir` with the first of `gcc` and `cc` that succeeds.
     pub fn build(dir: &Path) -> Result<Probe> {
-        let src = dir.join("wprobe.c");
-        let bin = dir.join("wprobe");
-        std::fs::write(&src, SOURCE).with_context(|| format!("write {}", src.display()))?;
-        let mut errors = Vec::new();
-        for cc in ["gcc", "cc"] {
-            let out = Command::new(cc)
-                .args(["-O2", "-static", "-o"])
-                .arg(&bin)
-                .arg(&src)
-                .output();
-            match out {
-                Ok(o) if o.status.success() => return Ok(Probe { path: bin }),
-                Ok(o) => errors.push(format!(
-                    "{cc}: {}",
-                    container::tail(&String::from_utf8_lossy(&o.stderr), 2)
-                )),
-                Err(e) => errors.push(format!("{cc}: {e}")),
-            }
-        }
-        bail!(
-            "compile the probe with `gcc -O2 -static` (install gcc and libc6-dev): {}",
-            errors.join("; ")
-        )
+        let path = compile_c(dir, "wprobe", SOURCE, &["-O2", "-static"], &[])
+            .context("compile the probe with `gcc -O2 -static` (install gcc and libc6-dev)")?;
+        Ok(Probe { path })
     }
+}
+
+/// Writes `source` to `DIR/NAME.c` and compiles it to `DIR/NAME` with the first of `gcc`
+/// and `cc` that succeeds (`flags` before the output, `libs` after the source). The error
+/// gives the last lines of each compiler's complaint.
+pub fn compile_c(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    flags: &[&str],
+    libs: &[&str],
+) -> Result<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&src, source).with_context(|| format!("write {}", src.display()))?;
+    let mut errors = Vec::new();
+    for cc in ["gcc", "cc"] {
+        let out = Command::new(cc)
+            .args(flags)
+            .arg("-o")
+            .arg(&bin)
+            .arg(&src)
+            .args(libs)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => return Ok(bin),
+            Ok(o) => errors.push(format!(
+                "{cc}: {}",
+                container::tail(&String::from_utf8_lossy(&o.stderr), 2)
+            )),
+            Err(e) => errors.push(format!("{cc}: {e}")),
+        }
+    }
+    bail!("{}", errors.join("; "))
 }
 
 /// The `sample VALUE` lines of a probe's output, without the first (warm-up) one.
@@ -161,26 +175,40 @@ pub enum Target {
     },
 }
 
-/// Runs the probe with `args` (a sub-command and its arguments) on `target`; returns the
-/// timed samples.
-pub fn run(probe: &Probe, target: &Target, args: &[String]) -> Result<Vec<f64>> {
-    let out = match target {
+/// Runs a probe binary with `args` on `target` (on the host: `host_path`; in a
+/// container: `in_container` in the bundle's rootfs) and returns what it printed on
+/// stdout, killing it after `deadline`.
+pub fn output_of(
+    host_path: &Path,
+    in_container: &str,
+    what: &str,
+    target: &Target,
+    args: &[String],
+    deadline: Duration,
+) -> Result<String> {
+    match target {
         Target::Host => {
-            let mut cmd = Command::new(&probe.path);
+            let mut cmd = Command::new(host_path);
             cmd.args(args);
-            container::run_command(cmd, "wprobe on the host", DEADLINE)?
+            container::run_command(cmd, &format!("{what} on the host"), deadline)
         }
         Target::Container {
             runtime,
             root,
             bundle,
         } => {
-            let mut full = vec![IN_CONTAINER.to_owned()];
+            let mut full = vec![in_container.to_owned()];
             full.extend(args.iter().cloned());
             set_args(bundle, &full)?;
-            container::run_to_completion(runtime, root, bundle, DEADLINE)?
+            container::run_to_completion(runtime, root, bundle, deadline)
         }
-    };
+    }
+}
+
+/// Runs the probe with `args` (a sub-command and its arguments) on `target`; returns the
+/// timed samples.
+pub fn run(probe: &Probe, target: &Target, args: &[String]) -> Result<Vec<f64>> {
+    let out = output_of(&probe.path, IN_CONTAINER, "wprobe", target, args, DEADLINE)?;
     parse_samples(&out)
 }
 

@@ -10,6 +10,9 @@
 // Tests may unwrap: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::runtime;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -22,24 +25,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-}
-
-fn runtime() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WARREN_RUNTIME") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "WARREN_RUNTIME={} does not exist", p.display());
-        return Some(p);
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .join("target");
-    [
-        "x86_64-unknown-linux-gnu/release/warren-runtime",
-        "release/warren-runtime",
-    ]
-    .iter()
-    .map(|p| ws.join(p))
-    .find(|p| p.is_file())
 }
 
 /// The runtime, when the container tests can run here.

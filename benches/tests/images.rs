@@ -8,6 +8,9 @@
 // Tests may unwrap: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::runtime;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -15,22 +18,6 @@ use serde_json::Value;
 
 fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_warren-images-bench"))
-}
-
-fn runtime() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WARREN_RUNTIME") {
-        return Some(PathBuf::from(p));
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .join("target");
-    [
-        "x86_64-unknown-linux-gnu/release/warren-runtime",
-        "release/warren-runtime",
-    ]
-    .iter()
-    .map(|p| ws.join(p))
-    .find(|p| p.is_file())
 }
 
 fn is_root() -> bool {

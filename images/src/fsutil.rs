@@ -338,28 +338,26 @@ fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<CString> {
 
 /// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .at("create temp file in", dir)?;
-    tmp.write_all(data).at("write", tmp.path())?;
-    tmp.as_file().sync_all().at("fsync", tmp.path())?;
-    tmp.persist(path)
-        .map_err(|e| IoError::new("rename into", path, e.error))?;
-    Ok(())
+    write_via_temp(path, data, true)
 }
 
 /// Writes `data` to `path` through a temp file and a rename, without fsync: readers never
 /// see a partial file, but a host crash may lose it. For records whose life ends with a
 /// crash anyway.
 pub(crate) fn write_replace(path: &Path, data: &[u8]) -> Result<(), IoError> {
+    write_via_temp(path, data, false)
+}
+
+fn write_via_temp(path: &Path, data: &[u8], fsync: bool) -> Result<(), IoError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .at("create temp file in", dir)?;
     tmp.write_all(data).at("write", tmp.path())?;
+    if fsync {
+        tmp.as_file().sync_all().at("fsync", tmp.path())?;
+    }
     tmp.persist(path)
         .map_err(|e| IoError::new("rename into", path, e.error))?;
     Ok(())

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::probe::{Target, parse_samples, set_args};
+use crate::probe::{Target, parse_samples};
 use crate::{bundle, container};
 
 /// The probe's C source.
@@ -51,30 +51,12 @@ pub struct GpuProbe {
 impl GpuProbe {
     /// Compiles the probe into `dir` with the first of `gcc` and `cc` that succeeds.
     pub fn build(dir: &Path) -> Result<GpuProbe> {
-        let src = dir.join("wgpu.c");
-        let bin = dir.join("wgpu");
-        std::fs::write(&src, SOURCE).with_context(|| format!("write {}", src.display()))?;
-        let mut errors = Vec::new();
-        for cc in ["gcc", "cc"] {
-            let out = Command::new(cc)
-                .args(["-O2", "-Wall", "-o"])
-                .arg(&bin)
-                .arg(&src)
-                .args(["-ldl", "-lm"])
-                .output();
-            match out {
-                Ok(o) if o.status.success() => return Ok(GpuProbe { path: bin }),
-                Ok(o) => errors.push(format!(
-                    "{cc}: {}",
-                    container::tail(&String::from_utf8_lossy(&o.stderr), 2)
-                )),
-                Err(e) => errors.push(format!("{cc}: {e}")),
-            }
-        }
-        bail!(
-            "compile the GPU probe with `gcc -O2 ... -ldl` (install gcc and libc6-dev): {}",
-            errors.join("; ")
-        )
+        let path =
+            crate::probe::compile_c(dir, "wgpu", SOURCE, &["-O2", "-Wall"], &["-ldl", "-lm"])
+                .context(
+                    "compile the GPU probe with `gcc -O2 ... -ldl` (install gcc and libc6-dev)",
+                )?;
+        Ok(GpuProbe { path })
     }
 
     /// The shared libraries the probe and the driver need from the host, as the loader
@@ -173,23 +155,7 @@ pub fn make_bundle(dir: &Path, warren: &Path, probe: &GpuProbe) -> Result<PathBu
 
 /// Runs the probe with `args` on `target`; returns what it printed on stdout.
 fn output(probe: &GpuProbe, target: &Target, args: &[String]) -> Result<String> {
-    match target {
-        Target::Host => {
-            let mut cmd = Command::new(&probe.path);
-            cmd.args(args);
-            container::run_command(cmd, "wgpu on the host", DEADLINE)
-        }
-        Target::Container {
-            runtime,
-            root,
-            bundle,
-        } => {
-            let mut full = vec![IN_CONTAINER.to_owned()];
-            full.extend(args.iter().cloned());
-            set_args(bundle, &full)?;
-            container::run_to_completion(runtime, root, bundle, DEADLINE)
-        }
-    }
+    crate::probe::output_of(&probe.path, IN_CONTAINER, "wgpu", target, args, DEADLINE)
 }
 
 /// Runs the probe with `args` (a timed sub-command) on `target`; returns the timed
