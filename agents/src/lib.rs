@@ -17,7 +17,7 @@
 pub mod b64;
 pub mod cmd;
 pub mod error;
-pub mod hostview;
+pub use warren_sandbox::hostview;
 pub mod ns;
 pub mod paths;
 pub mod pool;

@@ -9,48 +9,8 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::oci_spec::runtime::{Mount, MountBuilder};
 
-/// Top-level system directories shown read-only (those that are real directories; the
-/// merged-/usr symlinks such as /bin -> usr/bin are recreated as symlinks).
-pub const SYSTEM_DIRS: &[&str] = &[
-    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt",
-];
-
-/// Entries of /etc that programs need and that hold no secrets (no shadow, no ssh keys,
-/// no credentials of package managers).
-pub const ETC_ALLOW: &[&str] = &[
-    "alternatives",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "debian_version",
-    "fonts",
-    "gai.conf",
-    "group",
-    "host.conf",
-    "hosts",
-    "inputrc",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "locale.alias",
-    "localtime",
-    "magic",
-    "magic.mime",
-    "mime.types",
-    "nsswitch.conf",
-    "os-release",
-    "passwd",
-    "protocols",
-    "python3",
-    "python3.11",
-    "R",
-    "resolv.conf",
-    "rpc",
-    "services",
-    "ssl",
-    "timezone",
-    "xdg",
-    "matplotlibrc",
-];
+use warren_sandbox::hostview::ViewMount;
+pub use warren_sandbox::hostview::{ETC_ALLOW, SYSTEM_DIRS};
 
 /// What the host view is made of.
 #[derive(Debug, Clone, Default)]
@@ -77,61 +37,46 @@ fn bind_ro(src: &Path, dst: &Path) -> Option<Mount> {
         .ok()
 }
 
-fn tmpfs(dst: &str, opts: &[&str]) -> Option<Mount> {
+fn tmpfs(dst: &Path, opts: &[String]) -> Option<Mount> {
     MountBuilder::default()
-        .destination(PathBuf::from(dst))
+        .destination(dst.to_owned())
         .typ("tmpfs")
         .source("tmpfs")
-        .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .options(opts.to_vec())
         .build()
         .ok()
 }
 
-/// Builds the host view from the host root `host_root` (normally `/`).
+/// Builds the host view from the host root `host_root` (normally `/`): the shared view
+/// (`warren_sandbox::hostview`) as OCI mounts, plus a fresh `/tmp` and `/var/tmp`.
 pub fn build(host_root: &Path) -> HostView {
-    let mut v = HostView::default();
-    for d in SYSTEM_DIRS {
-        let p = host_root.join(d);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if let Ok(t) = std::fs::read_link(&p) {
-                    v.symlinks.push((d.to_string(), t));
-                }
-            }
-            Ok(m) if m.is_dir() => v.mounts.extend(bind_ro(&p, &Path::new("/").join(d))),
-            _ => {}
-        }
-    }
-    // /etc is a fresh tmpfs holding only the allowed entries.
-    v.mounts.extend(tmpfs(
-        "/etc",
-        &["nosuid", "nodev", "noexec", "mode=755", "size=1m"],
+    let shared = warren_sandbox::hostview::build(host_root, &[]);
+    let mut mounts: Vec<Mount> = shared
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            ViewMount::Bind { src, dst } => bind_ro(src, dst),
+            ViewMount::Tmpfs { dst, options } => tmpfs(dst, options),
+        })
+        .collect();
+    let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    mounts.extend(tmpfs(
+        Path::new("/tmp"),
+        &opts(&["nosuid", "nodev", "mode=1777", "size=50%"]),
     ));
-    for e in ETC_ALLOW {
-        let p = host_root.join("etc").join(e);
-        if p.exists() {
-            v.mounts.extend(bind_ro(&p, &Path::new("/etc").join(e)));
-        }
-    }
-    v.mounts
-        .extend(tmpfs("/tmp", &["nosuid", "nodev", "mode=1777", "size=50%"]));
-    v.mounts.extend(tmpfs(
-        "/var/tmp",
-        &["nosuid", "nodev", "mode=1777", "size=10%"],
+    mounts.extend(tmpfs(
+        Path::new("/var/tmp"),
+        &opts(&["nosuid", "nodev", "mode=1777", "size=10%"]),
     ));
-    v
+    HostView {
+        symlinks: shared.symlinks,
+        mounts,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etc_view_has_no_secrets() {
-        for secret in ["shadow", "gshadow", "ssh", "sudoers", "machine-id"] {
-            assert!(!ETC_ALLOW.contains(&secret), "{secret}");
-        }
-    }
 
     #[test]
     fn builds_from_a_fake_root() {

@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod hostview;
 pub mod landlock;
 pub mod probe;
 pub mod profile;

@@ -1,17 +1,17 @@
-//! The root filesystem of an agent or pooled sandbox without an image: a read-only view
-//! of the host's programs and libraries and an allow-listed `/etc`.
-//!
-//! The same lists as the CLI's host view (`cli/src/hostview.rs`, which this crate cannot
-//! depend on: the CLI depends on us); keep them in step.
+//! The root filesystem of a sandbox without an image: a read-only view of the host's
+//! programs and libraries and an allow-listed `/etc`. Used by `warren run` (the CLI
+//! turns it into OCI mounts and adds `/tmp`) and by agent and pooled sandboxes.
 
 use std::path::{Path, PathBuf};
 
-/// Top-level system directories shown read-only.
+/// Top-level system directories shown read-only (those that are real directories; the
+/// merged-/usr symlinks such as /bin -> usr/bin are recreated as symlinks).
 pub const SYSTEM_DIRS: &[&str] = &[
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt",
 ];
 
-/// Entries of /etc that programs need and that hold no secrets.
+/// Entries of /etc that programs need and that hold no secrets (no shadow, no ssh keys,
+/// no credentials of package managers).
 pub const ETC_ALLOW: &[&str] = &[
     "alternatives",
     "ca-certificates",
@@ -117,6 +117,13 @@ pub fn make_symlinks(view: &HostView, rootfs: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etc_view_has_no_secrets() {
+        for secret in ["shadow", "gshadow", "ssh", "sudoers", "machine-id"] {
+            assert!(!ETC_ALLOW.contains(&secret), "{secret}");
+        }
+    }
 
     #[test]
     fn view_of_a_fake_root_skips_secrets_and_skipped_entries() {
