@@ -206,6 +206,44 @@ impl Helpers {
     }
 }
 
+/// Starts a daemon of ours (`warren-poold`, `warren-swarmd`) with `--dir DIR --root RUN
+/// --data-root DATA`, stdout and stderr appended to a fresh `log`, in a session of its
+/// own so that it outlives the terminal and the CLI. `what` names it in the error.
+pub fn spawn_daemon(
+    bin: &Path,
+    dir: &Path,
+    roots: &Roots,
+    log: &Path,
+    what: &str,
+) -> crate::error::Result<std::process::Child> {
+    use crate::error::Error;
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(log).map_err(|e| Error::io("create", log, e))?;
+    let err = out.try_clone().map_err(|e| Error::io("open", log, e))?;
+    let mut c = std::process::Command::new(bin);
+    c.arg("--dir")
+        .arg(dir)
+        .arg("--root")
+        .arg(&roots.run)
+        .arg("--data-root")
+        .arg(&roots.data)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid(2) is async-signal-safe: the daemon leaves our session and outlives
+    // the terminal and this process.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    c.spawn().map_err(|e| Error::Helper {
+        what: bin.display().to_string(),
+        msg: format!("cannot start the {what}: {e}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

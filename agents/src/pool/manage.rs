@@ -3,9 +3,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::api::{ExecRequest, ExecResult, PoolStatus};
@@ -66,32 +64,8 @@ pub fn create(
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o555))
         .map_err(|e| Error::io("chmod", &init, e))?;
     let log_path = dir.join("poold.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| Error::io("open", &log_path, e))?;
-    let mut c = Command::new(&helpers.poold);
-    c.arg("--dir")
-        .arg(&dir)
-        .arg("--root")
-        .arg(&roots.run)
-        .arg("--data-root")
-        .arg(&roots.data)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // SAFETY: setsid(2) is async-signal-safe: the daemon leaves our session and outlives
-    // the terminal and this process.
-    unsafe {
-        c.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = c.spawn().map_err(|e| Error::Helper {
-        what: helpers.poold.display().to_string(),
-        msg: format!("cannot start the pool daemon: {e}"),
-    })?;
+    let mut child =
+        crate::paths::spawn_daemon(&helpers.poold, &dir, roots, &log_path, "pool daemon")?;
     let started = Instant::now();
     let end = started + wait;
     loop {

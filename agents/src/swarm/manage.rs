@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::config;
@@ -121,32 +119,8 @@ pub fn up(roots: &Roots, helpers: &Helpers, tools: &Tools, file: &Path) -> Resul
     };
     st.save_dir(&dir)?;
     let log_path = sdata.join("swarmd.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| Error::io("create", &log_path, e))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| Error::io("open", &log_path, e))?;
-    let mut c = Command::new(&helpers.swarmd);
-    c.arg("--dir")
-        .arg(&dir)
-        .arg("--root")
-        .arg(&roots.run)
-        .arg("--data-root")
-        .arg(&roots.data)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // SAFETY: setsid(2) is async-signal-safe: the supervisor leaves our session so that
-    // it outlives the terminal.
-    unsafe {
-        c.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = c.spawn().map_err(|e| Error::Helper {
-        what: helpers.swarmd.display().to_string(),
-        msg: format!("cannot start the supervisor: {e}"),
-    })?;
+    let mut child =
+        crate::paths::spawn_daemon(&helpers.swarmd, &dir, roots, &log_path, "supervisor")?;
     let end = Instant::now() + Duration::from_secs(600);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
