@@ -46,18 +46,7 @@ pub fn run(ctx: &Ctx) -> Result<Suite> {
             ),
         ),
     ];
-    for rt in ctx.others() {
-        made.push((
-            rt.name.clone(),
-            Config::container(
-                ctx,
-                rt,
-                None,
-                &format!("cpu-{}", rt.name),
-                &BundleOpts::default(),
-            ),
-        ));
-    }
+    made.extend(ctx.others_plain("cpu"));
     let configs = collect_configs(&mut suite, made);
     let s = ctx.sizes;
     ctx.say("cpu: matrix multiply");

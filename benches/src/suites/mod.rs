@@ -49,6 +49,26 @@ impl Ctx {
         &self.runtimes[1..]
     }
 
+    /// A plain probe container (default spec, no profile) for each runtime other than
+    /// warren-runtime, bundles named `PREFIX-RUNTIME`, as [`collect_configs`] takes them.
+    pub fn others_plain(&self, prefix: &str) -> Vec<(String, anyhow::Result<Config>)> {
+        self.others()
+            .iter()
+            .map(|rt| {
+                (
+                    rt.name.clone(),
+                    Config::container(
+                        self,
+                        rt,
+                        None,
+                        &format!("{prefix}-{}", rt.name),
+                        &BundleOpts::default(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// The state root for `rt` (one per runtime, under the scratch directory).
     pub fn root(&self, rt: &Runtime) -> PathBuf {
         self.work.join("roots").join(&rt.name)

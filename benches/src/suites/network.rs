@@ -45,18 +45,7 @@ pub fn run(ctx: &Ctx) -> Result<Suite> {
             ),
         ),
     ];
-    for rt in ctx.others() {
-        made.push((
-            rt.name.clone(),
-            Config::container(
-                ctx,
-                rt,
-                None,
-                &format!("net-{}", rt.name),
-                &BundleOpts::default(),
-            ),
-        ));
-    }
+    made.extend(ctx.others_plain("net"));
     let configs = collect_configs(&mut suite, made);
     let s = ctx.sizes;
     let reps = s.reps + 1;

@@ -53,18 +53,7 @@ pub fn configs(ctx: &Ctx, suite: &mut Suite, prefix: &str) -> Vec<Config> {
             ),
         ));
     }
-    for rt in ctx.others() {
-        made.push((
-            rt.name.clone(),
-            Config::container(
-                ctx,
-                rt,
-                None,
-                &format!("{prefix}-{}", rt.name),
-                &BundleOpts::default(),
-            ),
-        ));
-    }
+    made.extend(ctx.others_plain(prefix));
     if ctx.podman_profile {
         for rt in &ctx.runtimes {
             made.push((
