@@ -196,7 +196,7 @@ fn pull_multi_platform_index_picks_linux_amd64() {
     }
     let t = tempfile::tempdir().unwrap();
     let reg = start_registry(t.path(), None);
-    let (dir, src) = multi_platform::layout(t.path());
+    let (dir, src) = common::multi_platform_layout(t.path());
     let reference = format!("{}/warren/multi:1", reg.addr);
     run(Command::new("skopeo")
         .args(["copy", "--all", "--dest-tls-verify=false"])
@@ -220,56 +220,4 @@ fn pull_multi_platform_index_picks_linux_amd64() {
         s.image(&reference).unwrap().diff_ids,
         src.image("other").unwrap().diff_ids
     );
-}
-
-mod multi_platform {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-
-    use super::common::{RawTar, run};
-    use warren_images::{ArchiveFormat, Digest, Store};
-
-    /// An OCI layout whose `multi:1` is an index: linux/arm64 → `other`, linux/amd64 → `host`.
-    pub fn layout(t: &Path) -> (PathBuf, Store) {
-        let s = Store::open(t.join("src")).unwrap();
-        for n in ["host", "other"] {
-            let p = t.join(format!("{n}.tar"));
-            std::fs::write(&p, RawTar::new().file("etc/tag", n.as_bytes()).finish()).unwrap();
-            s.import_rootfs(&p, n).unwrap();
-        }
-        let ar = t.join("both.tar");
-        s.export_archive(&["host", "other"], &ar, ArchiveFormat::Oci)
-            .unwrap();
-        let dir = t.join("multi");
-        std::fs::create_dir(&dir).unwrap();
-        run(Command::new("tar").arg("-C").arg(&dir).arg("-xf").arg(&ar));
-        let desc = |n: &str, arch: &str| {
-            let img = s.image(n).unwrap();
-            serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": img.digest.as_str(),
-                "size": s.read_blob(&img.digest).unwrap().len(),
-                "platform": {"os": "linux", "architecture": arch},
-            })
-        };
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [desc("other", "arm64"), desc("host", "amd64")],
-        });
-        let bytes = serde_json::to_vec(&index).unwrap();
-        let d = Digest::of(&bytes);
-        std::fs::write(dir.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
-        let top = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "digest": d.as_str(),
-                "size": bytes.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "multi:1"},
-            }],
-        });
-        std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-        (dir, s)
-    }
 }

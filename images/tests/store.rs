@@ -498,53 +498,10 @@ fn gzip_zstd_and_plain_layers_import_and_unpack() {
     assert_eq!(ids.len(), 1);
 }
 
-/// Writes an OCI layout whose index.json names a multi-platform index: linux/arm64 → the
-/// image `other`, linux/amd64 (this host) → the image `host`.
-pub fn multi_platform_layout(t: &Path) -> (std::path::PathBuf, Store) {
-    let s = Store::open(t.join("src")).unwrap();
-    s.import_rootfs(&small_rootfs(t, "host"), "host").unwrap();
-    s.import_rootfs(&small_rootfs(t, "other"), "other").unwrap();
-    let ar = t.join("both.tar");
-    s.export_archive(&["host", "other"], &ar, ArchiveFormat::Oci)
-        .unwrap();
-    let dir = t.join("multi");
-    std::fs::create_dir(&dir).unwrap();
-    run(Command::new("tar").arg("-C").arg(&dir).arg("-xf").arg(&ar));
-    let desc = |n: &str, arch: &str| {
-        let img = s.image(n).unwrap();
-        let size = s.read_blob(&img.digest).unwrap().len();
-        serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": img.digest.as_str(),
-            "size": size,
-            "platform": {"os": "linux", "architecture": arch},
-        })
-    };
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [desc("other", "arm64"), desc("host", "amd64")],
-    });
-    let bytes = serde_json::to_vec(&index).unwrap();
-    let d = Digest::of(&bytes);
-    std::fs::write(dir.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": d.as_str(),
-            "size": bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "multi:1"},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    (dir, s)
-}
-
 #[test]
 fn multi_platform_archive_imports_the_host_platform() {
     let t = tempfile::tempdir().unwrap();
-    let (dir, src) = multi_platform_layout(t.path());
+    let (dir, src) = common::multi_platform_layout(t.path());
     let ar = t.path().join("multi.tar");
     tar_dir(&dir, &ar);
     let s = Store::open(t.path().join("dst")).unwrap();

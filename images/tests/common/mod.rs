@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use warren_images::{ArchiveFormat, Digest, Store};
+
 /// Builds tar streams with arbitrary (including hostile) entry names.
 pub struct RawTar {
     b: tar::Builder<Vec<u8>>,
@@ -227,4 +229,48 @@ pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
 pub fn write(path: &Path, data: &[u8]) {
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(data).unwrap();
+}
+
+/// An OCI layout whose `multi:1` is an index: linux/arm64 → `other`, linux/amd64 → `host`.
+pub fn multi_platform_layout(t: &Path) -> (PathBuf, Store) {
+    let s = Store::open(t.join("src")).unwrap();
+    for n in ["host", "other"] {
+        let p = t.join(format!("{n}.tar"));
+        std::fs::write(&p, RawTar::new().file("etc/tag", n.as_bytes()).finish()).unwrap();
+        s.import_rootfs(&p, n).unwrap();
+    }
+    let ar = t.join("both.tar");
+    s.export_archive(&["host", "other"], &ar, ArchiveFormat::Oci)
+        .unwrap();
+    let dir = t.join("multi");
+    std::fs::create_dir(&dir).unwrap();
+    run(Command::new("tar").arg("-C").arg(&dir).arg("-xf").arg(&ar));
+    let desc = |n: &str, arch: &str| {
+        let img = s.image(n).unwrap();
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": img.digest.as_str(),
+            "size": s.read_blob(&img.digest).unwrap().len(),
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [desc("other", "arm64"), desc("host", "amd64")],
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = Digest::of(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(d.hex()), &bytes).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d.as_str(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi:1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    (dir, s)
 }
